@@ -1,0 +1,155 @@
+/* graft — load ONNX models, run them, finetune them, export them back.
+ *
+ * The public C API. Every fallible call returns GF_OK (0) or a non-zero status;
+ * gf_last_error() then returns a message that names the file, node, op and what
+ * was expected. Messages are per thread. */
+#ifndef GRAFT_H
+#define GRAFT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GRAFT_VERSION "0.1.0"
+
+typedef enum gf_status {
+    GF_OK = 0,
+    GF_ERR_IO,          /* a file could not be opened, read or written */
+    GF_ERR_PARSE,       /* a file is not what it claims to be */
+    GF_ERR_INVALID,     /* a graph, attribute or argument is invalid */
+    GF_ERR_UNSUPPORTED, /* valid, but graft cannot do it (yet) */
+    GF_ERR_SHAPE,       /* shapes or dtypes do not fit together */
+    GF_ERR_NOMEM,       /* an allocation failed or a size is absurd */
+    GF_ERR_RUNTIME,     /* a kernel or device failed while running */
+} gf_status;
+
+const char *gf_last_error(void);
+
+/* Element types; the numbers are ONNX's TensorProto.DataType values. */
+typedef enum gf_dtype {
+    GF_UNDEFINED = 0,
+    GF_FLOAT = 1,
+    GF_UINT8 = 2,
+    GF_INT8 = 3,
+    GF_UINT16 = 4,
+    GF_INT16 = 5,
+    GF_INT32 = 6,
+    GF_INT64 = 7,
+    GF_STRING = 8,
+    GF_BOOL = 9,
+    GF_FLOAT16 = 10,
+    GF_DOUBLE = 11,
+    GF_UINT32 = 12,
+    GF_UINT64 = 13,
+    GF_BFLOAT16 = 16,
+} gf_dtype;
+
+size_t gf_dtype_size(gf_dtype t);    /* 0 for types graft cannot hold */
+const char *gf_dtype_name(gf_dtype t);
+
+#define GF_MAX_RANK 8
+
+/* A dense, contiguous, row-major tensor in host memory. `data` is owned when
+ * `owns_data` is set; otherwise it points into memory that outlives the tensor
+ * (a mapped model file, a session's arena). */
+typedef struct gf_tensor {
+    gf_dtype dtype;
+    int rank;
+    int64_t dims[GF_MAX_RANK];
+    void *data;
+    int owns_data;
+} gf_tensor;
+
+int64_t gf_tensor_numel(const gf_tensor *t);
+size_t gf_tensor_nbytes(const gf_tensor *t);
+/* A new tensor with zeroed, owned storage. */
+gf_status gf_tensor_new(gf_tensor **out, gf_dtype dtype, int rank, const int64_t *dims);
+void gf_tensor_free(gf_tensor *t);
+/* Shape as text, "[1,3,224,224]", into buf; returns buf. */
+char *gf_shape_str(const gf_tensor *t, char *buf, size_t len);
+
+/* ONNX TensorProto files (the ONNX test-data format). */
+gf_status gf_tensor_read_pb(const char *path, gf_tensor **out, char **name);
+gf_status gf_tensor_write_pb(const char *path, const gf_tensor *t, const char *name);
+
+/* ---- models ---- */
+
+typedef struct gf_model gf_model;
+
+gf_status gf_model_load(const char *path, gf_model **out);
+void gf_model_free(gf_model *m);
+
+typedef struct gf_io_info {
+    const char *name;
+    gf_dtype dtype;
+    int rank;               /* -1 when unknown */
+    const int64_t *dims;    /* -1 for a symbolic or unknown dim */
+    const char *const *dim_names; /* symbolic names, NULL entries where none */
+} gf_io_info;
+
+int gf_model_num_inputs(const gf_model *m);   /* graph inputs that are not initializers */
+int gf_model_num_outputs(const gf_model *m);
+gf_io_info gf_model_input(const gf_model *m, int i);
+gf_io_info gf_model_output(const gf_model *m, int i);
+
+typedef struct gf_model_summary {
+    int64_t ir_version;
+    const char *producer;          /* "pytorch 1.13.1", or "" */
+    int n_opsets;
+    const char *const *opset_domains;  /* "" for the default domain */
+    const int64_t *opset_versions;
+    int n_nodes;
+    int n_op_types;
+    const char *const *op_types;   /* sorted by count, largest first */
+    const int *op_counts;
+    int64_t n_params;              /* elements of float initializers */
+    int64_t param_bytes;           /* bytes of all initializers */
+} gf_model_summary;
+
+/* Valid as long as the model. */
+gf_status gf_model_summary_get(gf_model *m, gf_model_summary *out);
+
+/* ---- sessions ---- */
+
+typedef enum gf_device { GF_DEVICE_CPU = 0, GF_DEVICE_CUDA = 1 } gf_device;
+
+typedef struct gf_session_options {
+    gf_device device;
+    int device_index;
+    int num_threads;        /* 0: one per core */
+    int profile;            /* collect per-node times */
+} gf_session_options;
+
+typedef struct gf_session gf_session;
+
+gf_status gf_session_new(gf_model *m, const gf_session_options *opt, gf_session **out);
+void gf_session_free(gf_session *s);
+
+/* Runs the model. `inputs` are in the order of gf_model_input; shapes may differ
+ * from the last run (symbolic batch, other image sizes): the session replans.
+ * `outputs` receives new tensors owned by the caller, in graph-output order. */
+gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tensor **outputs);
+
+/* Plans for these input shapes without running; used by `graft info`. */
+gf_status gf_session_plan(gf_session *s, const gf_tensor *const *input_shapes);
+size_t gf_session_arena_bytes(const gf_session *s);   /* planned peak of activations */
+double gf_session_flops(const gf_session *s);          /* multiply-adds x2 of the last plan */
+
+typedef struct gf_op_time {
+    const char *op_type;
+    int count;
+    double ms;              /* total over all runs since the last reset */
+} gf_op_time;
+/* Per-op-type totals, largest first; valid until the next run. */
+int gf_session_profile(const gf_session *s, const gf_op_time **times);
+void gf_session_profile_reset(gf_session *s);
+
+const char *gf_backends(void);  /* "cpu" or "cpu, cuda" */
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,84 @@
+/* The op registry's contract: what an op family provides and what a kernel sees.
+ *
+ * An op is one registry entry per (domain, op type, opset range). `infer` runs
+ * when a session is planned, with every input's dtype and shape known and its
+ * data known only when it is a constant (initializer, Constant, or folded); it
+ * sets each output's dtype, rank and dims. `cpu` runs with the inputs' data
+ * and outputs already allocated at the shapes `infer` set.
+ *
+ * Ops whose output shape depends on input data that is not constant (NonZero,
+ * say) set `rank = GF_RANK_DYNAMIC` in infer; their kernel then calls
+ * gf_op_output() to allocate each output once its shape is known.
+ *
+ * src/ops knows tensors, nodes and attributes: never sessions, files or training. */
+#ifndef GF_OP_H
+#define GF_OP_H
+
+#include "../runtime/error.h"
+#include "../runtime/graph.h"
+
+#define GF_RANK_DYNAMIC (-2)
+
+typedef struct gf_op_ctx {
+    const gf_node *node;
+    int n_inputs;
+    const gf_tensor **inputs;   /* NULL entries for omitted optional inputs */
+    int n_outputs;
+    gf_tensor **outputs;        /* NULL entries for omitted optional outputs */
+    int planning;               /* set while infer runs, and when a kernel folds constants */
+} gf_op_ctx;
+
+typedef gf_status (*gf_op_fn)(gf_op_ctx *ctx);
+
+typedef struct gf_op {
+    const char *domain;         /* "" for the default ONNX domain */
+    const char *op_type;
+    int since_version;          /* first opset this entry serves */
+    int until_version;          /* last opset it serves; 0 for "up to now" */
+    gf_op_fn infer;
+    gf_op_fn cpu;
+} gf_op;
+
+/* Each family file defines its table:
+ *   const gf_op gf_ops_conv[] = { {...}, {...}, {0} };   terminated by a zeroed entry
+ * and registry.c lists the families. */
+const gf_op *gf_op_find(const char *domain, const char *op_type, int opset);
+/* Whether any opset of (domain, op_type) is registered, for error messages. */
+int gf_op_known(const char *domain, const char *op_type);
+
+/* For kernels of dynamic-shape ops: allocates output i (owned by the session). */
+gf_status gf_op_output(gf_op_ctx *ctx, int i, gf_dtype dtype, int rank, const int64_t *dims);
+
+/* ---- helpers kernels share ---- */
+
+/* Sets an output's dtype and shape in infer. */
+void gf_set_shape(gf_tensor *t, gf_dtype dtype, int rank, const int64_t *dims);
+/* Copies dtype and shape. */
+void gf_set_like(gf_tensor *t, const gf_tensor *like);
+
+/* Fails with a message naming the node when the input count is outside [lo, hi]. */
+gf_status gf_check_inputs(const gf_op_ctx *ctx, int lo, int hi);
+/* Fails unless input i has one of the listed dtypes (a GF_UNDEFINED-terminated list). */
+gf_status gf_check_dtype(const gf_op_ctx *ctx, int i, const gf_dtype *allowed);
+
+/* Numpy-style multidirectional broadcasting of two shapes. */
+gf_status gf_broadcast_shape(const gf_tensor *a, const gf_tensor *b, int *rank, int64_t *dims);
+/* Strides (in elements) for reading `t` broadcast to `rank`/`dims`: 0 on broadcast axes. */
+void gf_broadcast_strides(const gf_tensor *t, int rank, const int64_t *dims, int64_t *strides);
+
+/* Normalises a possibly negative axis against rank; fails naming the node when out of range. */
+gf_status gf_axis(const gf_op_ctx *ctx, int64_t axis, int rank, int *out);
+
+/* Reads element i of an integer tensor (int32/int64/...) as int64. */
+int64_t gf_int_at(const gf_tensor *t, int64_t i);
+/* Reads element i of any numeric tensor as double. */
+double gf_num_at(const gf_tensor *t, int64_t i);
+/* Writes v to element i, converting to the tensor's dtype. */
+void gf_num_set(gf_tensor *t, int64_t i, double v);
+
+float gf_half_to_float(uint16_t h);
+uint16_t gf_float_to_half(float f);
+float gf_bf16_to_float(uint16_t h);
+uint16_t gf_float_to_bf16(float f);
+
+#endif

@@ -1,0 +1,277 @@
+#include "proto_tensor.h"
+
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Number of elements, refusing negative dims and products that overflow. */
+static gf_status checked_numel(const Onnx__TensorProto *p, const char *what, int64_t *out)
+{
+    int64_t n = 1;
+    for (size_t i = 0; i < p->n_dims; i++) {
+        if (p->dims[i] < 0)
+            return gf_fail(GF_ERR_PARSE, "tensor '%s': dim %zu is negative (%lld)", what, i, (long long)p->dims[i]);
+        if (p->dims[i] && n > INT64_MAX / 16 / p->dims[i])
+            return gf_fail(GF_ERR_NOMEM, "tensor '%s': its dims claim more elements than can exist", what);
+        n *= p->dims[i];
+    }
+    *out = n;
+    return GF_OK;
+}
+
+static const char *external_entry(const Onnx__TensorProto *p, const char *key)
+{
+    for (size_t i = 0; i < p->n_external_data; i++)
+        if (p->external_data[i]->key && !strcmp(p->external_data[i]->key, key))
+            return p->external_data[i]->value;
+    return NULL;
+}
+
+static gf_status map_external(const Onnx__TensorProto *p, gf_external *ext, const char *what,
+                              size_t nbytes, void **data)
+{
+    const char *loc = external_entry(p, "location");
+    if (!ext || !ext->base_dir)
+        return gf_fail(GF_ERR_UNSUPPORTED, "tensor '%s' keeps its data in an external file, which is not allowed here", what);
+    if (!loc || !*loc)
+        return gf_fail(GF_ERR_PARSE, "tensor '%s': external data has no location", what);
+    /* The spec says relative to the model's folder; refuse escapes from it. */
+    if (loc[0] == '/' || !strncmp(loc, "../", 3) || strstr(loc, "/../") || !strcmp(loc, ".."))
+        return gf_fail(GF_ERR_INVALID, "tensor '%s': external data location '%s' leaves the model's folder", what, loc);
+    const char *off_s = external_entry(p, "offset"), *len_s = external_entry(p, "length");
+    char *end;
+    long long offset = off_s ? strtoll(off_s, &end, 10) : 0;
+    if (offset < 0 || (off_s && *end))
+        return gf_fail(GF_ERR_PARSE, "tensor '%s': external data offset '%s' is not a valid offset", what, off_s);
+    if (len_s) {
+        long long len = strtoll(len_s, &end, 10);
+        if (*end || len < 0 || (unsigned long long)len != nbytes)
+            return gf_fail(GF_ERR_PARSE, "tensor '%s': external data length %s, but its dims need %zu bytes", what, len_s, nbytes);
+    }
+    char path[PATH_MAX];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", ext->base_dir, loc) >= sizeof path)
+        return gf_fail(GF_ERR_INVALID, "tensor '%s': external data path is too long", what);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return gf_fail(GF_ERR_IO, "tensor '%s': cannot open external data file '%s': %s", what, path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) || (unsigned long long)offset + nbytes > (unsigned long long)st.st_size) {
+        close(fd);
+        return gf_fail(GF_ERR_PARSE, "tensor '%s': external data file '%s' holds %lld bytes, the tensor needs %zu at offset %lld",
+                       what, path, (long long)st.st_size, nbytes, offset);
+    }
+    if (nbytes == 0) {
+        close(fd);
+        *data = NULL;
+        return GF_OK;
+    }
+    long page = sysconf(_SC_PAGESIZE);
+    off_t start = (off_t)(offset / page * page);
+    size_t len = nbytes + (size_t)(offset - start);
+    void *addr = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, start);
+    close(fd);
+    if (addr == MAP_FAILED)
+        return gf_fail(GF_ERR_IO, "tensor '%s': cannot map '%s': %s", what, path, strerror(errno));
+    if (ext->n_maps == ext->cap_maps) {
+        int cap = ext->cap_maps ? 2 * ext->cap_maps : 16;
+        void *m = realloc(ext->maps, (size_t)cap * sizeof *ext->maps);
+        if (!m) {
+            munmap(addr, len);
+            return gf_fail(GF_ERR_NOMEM, "out of memory mapping external data");
+        }
+        ext->maps = m;
+        ext->cap_maps = cap;
+    }
+    ext->maps[ext->n_maps].addr = addr;
+    ext->maps[ext->n_maps].len = len;
+    ext->n_maps++;
+    *data = (char *)addr + (offset - start);
+    return GF_OK;
+}
+
+void gf_external_release(gf_external *ext)
+{
+    for (int i = 0; i < ext->n_maps; i++) munmap(ext->maps[i].addr, ext->maps[i].len);
+    free(ext->maps);
+    ext->maps = NULL;
+    ext->n_maps = ext->cap_maps = 0;
+}
+
+/* Copies typed-field data (float_data, int32_data, ...) into the tensor. */
+static gf_status copy_typed(const Onnx__TensorProto *p, gf_tensor *t, int64_t numel, const char *what)
+{
+    size_t have;
+    switch (t->dtype) {
+    case GF_FLOAT: have = p->n_float_data; break;
+    case GF_DOUBLE: have = p->n_double_data; break;
+    case GF_INT64: have = p->n_int64_data; break;
+    case GF_UINT32: case GF_UINT64: have = p->n_uint64_data; break;
+    default: have = p->n_int32_data; break;
+    }
+    if (have != (size_t)numel)
+        return gf_fail(GF_ERR_PARSE, "tensor '%s': holds %zu values, its dims say %lld", what, have, (long long)numel);
+    for (int64_t i = 0; i < numel; i++) {
+        switch (t->dtype) {
+        case GF_FLOAT: ((float *)t->data)[i] = p->float_data[i]; break;
+        case GF_DOUBLE: ((double *)t->data)[i] = p->double_data[i]; break;
+        case GF_INT64: ((int64_t *)t->data)[i] = p->int64_data[i]; break;
+        case GF_UINT64: ((uint64_t *)t->data)[i] = p->uint64_data[i]; break;
+        case GF_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)p->uint64_data[i]; break;
+        case GF_INT32: ((int32_t *)t->data)[i] = p->int32_data[i]; break;
+        case GF_INT16: ((int16_t *)t->data)[i] = (int16_t)p->int32_data[i]; break;
+        case GF_INT8: ((int8_t *)t->data)[i] = (int8_t)p->int32_data[i]; break;
+        case GF_UINT16: case GF_FLOAT16: case GF_BFLOAT16:
+            ((uint16_t *)t->data)[i] = (uint16_t)p->int32_data[i]; break;
+        case GF_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)p->int32_data[i]; break;
+        case GF_BOOL: ((uint8_t *)t->data)[i] = p->int32_data[i] != 0; break;
+        default: break;
+        }
+    }
+    return GF_OK;
+}
+
+gf_status gf_tensor_from_proto(Onnx__TensorProto *p, gf_external *ext, const char *what, gf_tensor **out)
+{
+    *out = NULL;
+    gf_dtype dtype = (gf_dtype)(p->has_data_type ? p->data_type : 0);
+    if (p->n_dims > GF_MAX_RANK)
+        return gf_fail(GF_ERR_UNSUPPORTED, "tensor '%s' has rank %zu; graft holds at most %d", what, p->n_dims, GF_MAX_RANK);
+    if (dtype == GF_STRING)
+        return gf_fail(GF_ERR_UNSUPPORTED, "tensor '%s' holds strings, which graft does not support", what);
+    if (gf_dtype_size(dtype) == 0)
+        return gf_fail(GF_ERR_UNSUPPORTED, "tensor '%s' has element type %d, which graft does not support", what, (int)dtype);
+    if (p->segment)
+        return gf_fail(GF_ERR_UNSUPPORTED, "tensor '%s' is segmented, which graft does not support", what);
+    int64_t numel = 0;
+    gf_status st = checked_numel(p, what, &numel);
+    if (st) return st;
+    size_t nbytes = (size_t)numel * gf_dtype_size(dtype);
+
+    gf_tensor *t = calloc(1, sizeof *t);
+    if (!t) return gf_fail(GF_ERR_NOMEM, "out of memory reading tensor '%s'", what);
+    t->dtype = dtype;
+    t->rank = (int)p->n_dims;
+    for (size_t i = 0; i < p->n_dims; i++) t->dims[i] = p->dims[i];
+
+    if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        st = map_external(p, ext, what, nbytes, &t->data);
+    } else if (p->has_raw_data) {
+        if (p->raw_data.len != nbytes) {
+            st = gf_fail(GF_ERR_PARSE, "tensor '%s': raw data has %zu bytes, its dims %s need %zu",
+                         what, p->raw_data.len, gf_shape_str(t, (char[96]){0}, 96), nbytes);
+        } else if (nbytes) {
+            t->data = p->raw_data.data; /* taken over: protobuf-c allocated it with malloc */
+            t->owns_data = 1;
+            p->raw_data.data = NULL;
+            p->raw_data.len = 0;
+            p->has_raw_data = 0;
+        }
+    } else if (!(t->data = calloc(nbytes ? nbytes : 1, 1))) {
+        st = gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
+    } else {
+        t->owns_data = 1;
+        st = copy_typed(p, t, numel, what);
+    }
+    if (!st && !t->data) { /* empty tensors still get a valid pointer */
+        t->data = calloc(1, 1);
+        t->owns_data = 1;
+        if (!t->data) st = gf_fail(GF_ERR_NOMEM, "out of memory reading tensor '%s'", what);
+    }
+    if (st) {
+        gf_tensor_free(t);
+        return st;
+    }
+    *out = t;
+    return GF_OK;
+}
+
+/* Reads a whole small file; .pb tensors are read, not mapped. */
+static gf_status read_file(const char *path, uint8_t **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return gf_fail(GF_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    uint8_t *data = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 1 << 16;
+            uint8_t *d = realloc(data, cap);
+            if (!d) {
+                free(data);
+                fclose(f);
+                return gf_fail(GF_ERR_NOMEM, "out of memory reading '%s'", path);
+            }
+            data = d;
+        }
+        size_t got = fread(data + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(data);
+        return gf_fail(GF_ERR_IO, "error reading '%s'", path);
+    }
+    *buf = data;
+    *len = n;
+    return GF_OK;
+}
+
+gf_status gf_tensor_read_pb(const char *path, gf_tensor **out, char **name)
+{
+    *out = NULL;
+    if (name) *name = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    gf_status st = read_file(path, &buf, &len);
+    if (st) return st;
+    Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, len, buf);
+    free(buf);
+    if (!p) return gf_fail(GF_ERR_PARSE, "'%s' is not an ONNX TensorProto (truncated or corrupt)", path);
+    st = gf_tensor_from_proto(p, NULL, p->name && *p->name ? p->name : path, out);
+    if (!st && name && p->name && !(*name = strdup(p->name))) {
+        gf_tensor_free(*out);
+        *out = NULL;
+        st = gf_fail(GF_ERR_NOMEM, "out of memory");
+    }
+    onnx__tensor_proto__free_unpacked(p, NULL);
+    if (st) return gf_fail_context(st, "%s", path);
+    return GF_OK;
+}
+
+gf_status gf_tensor_write_pb(const char *path, const gf_tensor *t, const char *name)
+{
+    Onnx__TensorProto p = ONNX__TENSOR_PROTO__INIT;
+    int64_t dims[GF_MAX_RANK];
+    for (int i = 0; i < t->rank; i++) dims[i] = t->dims[i];
+    p.n_dims = (size_t)t->rank;
+    p.dims = dims;
+    p.has_data_type = 1;
+    p.data_type = (int32_t)t->dtype;
+    p.name = (char *)(name ? name : "");
+    p.has_raw_data = 1;
+    p.raw_data.len = gf_tensor_nbytes(t);
+    p.raw_data.data = t->data;
+    size_t len = onnx__tensor_proto__get_packed_size(&p);
+    uint8_t *buf = malloc(len ? len : 1);
+    if (!buf) return gf_fail(GF_ERR_NOMEM, "out of memory writing '%s'", path);
+    onnx__tensor_proto__pack(&p, buf);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        free(buf);
+        return gf_fail(GF_ERR_IO, "cannot create '%s': %s", path, strerror(errno));
+    }
+    size_t put = fwrite(buf, 1, len, f);
+    free(buf);
+    if (fclose(f) || put != len) return gf_fail(GF_ERR_IO, "error writing '%s' (disk full?)", path);
+    return GF_OK;
+}
