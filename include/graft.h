@@ -80,6 +80,8 @@ gf_status gf_tensor_write_pb(const char *path, const gf_tensor *t, const char *n
 typedef struct gf_model gf_model;
 
 gf_status gf_model_load(const char *path, gf_model **out);
+/* From memory; external data is refused. */
+gf_status gf_model_load_buffer(const void *data, size_t len, gf_model **out);
 void gf_model_free(gf_model *m);
 
 typedef struct gf_io_info {

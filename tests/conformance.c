@@ -34,6 +34,7 @@ typedef struct options {
     const char *filter;
     int verbose;
     double max_rel; /* > 0: tolerance relative to the largest expected magnitude (model tests) */
+    int skip_missing; /* a missing DIR skips (exit 77) instead of failing */
 } options;
 
 typedef struct counts {
@@ -299,6 +300,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--filter") && i + 1 < argc) o.filter = argv[++i];
         else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) o.verbose = 1;
         else if (!strcmp(argv[i], "--max-rel") && i + 1 < argc) o.max_rel = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--skip-missing")) o.skip_missing = 1;
         else if (!strcmp(argv[i], "--min-passed") && i + 1 < argc && n_floors < 16) {
             char *eq = strrchr(argv[++i], '=');
             if (!eq) {
@@ -309,7 +311,7 @@ int main(int argc, char **argv)
             floors[n_floors].dir = argv[i];
             floors[n_floors++].min = atoi(eq + 1);
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: conformance [--filter SUBSTR] [--verbose] [--max-rel X] [--min-passed DIR=N] [DIR ...]\n");
+            fprintf(stderr, "usage: conformance [--filter SUBSTR] [--verbose] [--max-rel X] [--min-passed DIR=N] [--skip-missing] [DIR ...]\n");
             return 2;
         } else if (n_dirs < 64) dirs[n_dirs++] = argv[i];
     }
@@ -324,8 +326,8 @@ int main(int argc, char **argv)
     int floors_ok = 1;
     for (int i = 0; i < n_dirs; i++) {
         if (!is_dir(dirs[i])) {
-            fprintf(stderr, "conformance: no such folder: %s\n", dirs[i]);
-            return 2;
+            fprintf(stderr, "conformance: no such folder: %s%s\n", dirs[i], o.skip_missing ? " (skipped)" : "");
+            return o.skip_missing ? 77 : 2;
         }
         counts c = {0};
         run_collection(dirs[i], &o, &c);

@@ -298,62 +298,60 @@ out:
     return GF_OK;
 }
 
-gf_status gf_model_load(const char *path, gf_model **out)
+/* Parses a serialized ModelProto; `base_dir` is where external data is found
+ * (NULL: external data is refused). */
+static gf_status load_bytes(const void *data, size_t len, const char *path, const char *base_dir, gf_model **out)
 {
     *out = NULL;
     gf_model *m = calloc(1, sizeof *m);
-    if (!m) return gf_fail(GF_ERR_NOMEM, "out of memory");
-    char *dir_copy = strdup(path);
-    m->path = strdup(path);
-    if (!dir_copy || !m->path) {
-        free(dir_copy);
-        gf_model_free(m);
+    if (!m || !(m->path = strdup(path))) {
+        free(m);
         return gf_fail(GF_ERR_NOMEM, "out of memory");
     }
-    m->external.base_dir = dirname(dir_copy);
-
     gf_status st = GF_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    void *map = MAP_FAILED;
-    Onnx__ModelProto *mp = NULL;
-    if (fd < 0) {
-        st = gf_fail(GF_ERR_IO, "cannot open: %s", strerror(errno));
-        goto out;
+    Onnx__ModelProto *mp = len ? onnx__model_proto__unpack(NULL, len, data) : NULL;
+    if (!len) st = gf_fail(GF_ERR_PARSE, "the file is empty");
+    else if (!mp) st = gf_fail(GF_ERR_PARSE, "not a valid ONNX model (truncated, or not protobuf)");
+    else {
+        m->external.base_dir = base_dir;
+        st = gf_graph_from_proto(mp, &m->external, &m->graph);
+        m->external.base_dir = NULL;
     }
-    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-        st = gf_fail(GF_ERR_IO, "not a regular file");
-        goto out;
-    }
-    if (sb.st_size == 0) {
-        st = gf_fail(GF_ERR_PARSE, "the file is empty");
-        goto out;
-    }
-    map = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-        st = gf_fail(GF_ERR_IO, "cannot map: %s", strerror(errno));
-        goto out;
-    }
-    madvise(map, (size_t)sb.st_size, MADV_SEQUENTIAL);
-    mp = onnx__model_proto__unpack(NULL, (size_t)sb.st_size, map);
-    munmap(map, (size_t)sb.st_size);
-    if (!mp) {
-        st = gf_fail(GF_ERR_PARSE, "not a valid ONNX model (truncated, or not protobuf)");
-        goto out;
-    }
-    st = gf_graph_from_proto(mp, &m->external, &m->graph);
-out:
-    if (fd >= 0) close(fd);
     if (mp) onnx__model_proto__free_unpacked(mp, NULL);
-    m->external.base_dir = NULL;
-    free(dir_copy);
     if (st) {
-        gf_fail_context(st, "%s", path);
         gf_model_free(m);
-        return st;
+        return gf_fail_context(st, "%s", path);
     }
     *out = m;
     return GF_OK;
+}
+
+gf_status gf_model_load_buffer(const void *data, size_t len, gf_model **out)
+{
+    return load_bytes(data, len, "<memory>", NULL, out);
+}
+
+gf_status gf_model_load(const char *path, gf_model **out)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return gf_fail(GF_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return gf_fail(GF_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t len = (size_t)sb.st_size;
+    void *map = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (map == MAP_FAILED) return gf_fail(GF_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+    if (len) madvise(map, len, MADV_SEQUENTIAL);
+    char *dir_copy = strdup(path);
+    gf_status st = dir_copy ? load_bytes(map, len, path, dirname(dir_copy), out)
+                            : gf_fail(GF_ERR_NOMEM, "out of memory");
+    free(dir_copy);
+    if (len) munmap(map, len);
+    return st;
 }
 
 void gf_model_free(gf_model *m)

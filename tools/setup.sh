@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what graft needs to build, test and run its demo on Debian 12.
+# Safe to run again: it installs only what is missing.
+set -euo pipefail
+
+apt_packages=(
+  meson ninja-build pkg-config gcc clang
+  protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
+  libpng-dev libjpeg62-turbo-dev libdnnl-dev
+  python3-torch python3-torchvision python3-onnx python3-numpy python3-pil
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# onnxruntime is the independent reference for exported models and benchmarks.
+python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null ||
+  python3 -m pip install -q onnx onnxruntime numpy

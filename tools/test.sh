@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Installs, builds and runs every test: the plain build, the same suite under
+# AddressSanitizer + UndefinedBehaviorSanitizer, and a bounded fuzzing run of
+# the loader. Ends with one line "N passed, M failed, K skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+tools/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+# The six target models and their PyTorch reference outputs (generated, not committed).
+if [ ! -f models/onnx/generated/.complete ]; then
+  /usr/bin/python3 models/onnx/export.py --model all --form both --out models/onnx/generated &&
+    touch models/onnx/generated/.complete
+fi
+
+passed=0 failed=0 skipped=0
+# run_suite NAME BUILD_DIR SETUP_ARGS... : builds and runs meson's tests, adds to the totals.
+run_suite() {
+  local name=$1 dir=$2; shift 2
+  echo "== $name =="
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; failed=$((failed + 1)); return; }
+  fi
+  if ! ninja -C "$dir"; then failed=$((failed + 1)); return; fi
+  meson test -C "$dir" --print-errorlogs --num-processes 1
+  local log="$dir/meson-logs/testlog.json"
+  passed=$((passed + $(grep -c '"result": "OK"' "$log")))
+  failed=$((failed + $(grep -c -E '"result": "(FAIL|TIMEOUT|ERROR|UNEXPECTEDPASS)"' "$log")))
+  skipped=$((skipped + $(grep -c '"result": "SKIP"' "$log")))
+}
+
+run_suite plain build
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  run_suite "asan+ubsan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+
+echo "== fuzz (loader, bounded) =="
+if [ ! -f build-fuzz/build.ninja ]; then
+  CC=clang meson setup build-fuzz -Dfuzz=enabled -Db_sanitize=address,undefined -Db_lundef=false \
+    -Dbuildtype=debugoptimized >build-fuzz.setup.log 2>&1 || cat build-fuzz.setup.log
+fi
+if ninja -C build-fuzz tests/fuzz_loader; then
+  corpus=$(mktemp -d)
+  find /usr/share/libonnx-testdata/data -name model.onnx | head -400 | while read -r f; do
+    cp "$f" "$corpus/$(echo "$f" | md5sum | cut -c1-16)"
+  done
+  if ASAN_OPTIONS=detect_leaks=0 build-fuzz/tests/fuzz_loader -max_total_time="${GRAFT_FUZZ_SECONDS:-60}" \
+      -rss_limit_mb=4096 -print_final_stats=1 "$corpus" 2>build-fuzz/fuzz.log; then
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" build-fuzz/fuzz.log
+    passed=$((passed + 1))
+  else
+    tail -60 build-fuzz/fuzz.log
+    failed=$((failed + 1))
+  fi
+  rm -rf "$corpus"
+else
+  failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" = 0 ]
