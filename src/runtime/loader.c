@@ -42,7 +42,7 @@ static gf_status convert_attr(Onnx__AttributeProto *ap, const gf_node *n, gf_att
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
         a->type = GF_ATTR_TENSOR;
         if (!ap->t) return gf_fail(GF_ERR_PARSE, "attribute '%s' is a tensor attribute with no tensor", what);
-        return gf_tensor_from_proto(ap->t, NULL, what, &a->t);
+        return gf_tensor_from_proto(ap->t, NULL, NULL, what, &a->t);
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
         a->type = GF_ATTR_GRAPH; /* subgraph ops are not supported: the registry refuses them */
         break;
@@ -193,7 +193,8 @@ static gf_status resolve_ops(gf_graph *g)
     return gf_fail(GF_ERR_UNSUPPORTED, "%d node%s cannot run:%s", missing, missing == 1 ? "" : "s", msg);
 }
 
-gf_status gf_graph_from_proto(Onnx__ModelProto *mp, gf_external *ext, gf_graph **out)
+gf_status gf_graph_from_proto(Onnx__ModelProto *mp, const gf_raw_span *spans, int n_spans, gf_external *ext,
+                              gf_graph **out)
 {
     *out = NULL;
     if (!mp->graph) return gf_fail(GF_ERR_PARSE, "the model has no graph");
@@ -243,7 +244,7 @@ gf_status gf_graph_from_proto(Onnx__ModelProto *mp, gf_external *ext, gf_graph *
             break;
         }
         g->values[v].role = GF_ROLE_INITIALIZER;
-        st = gf_tensor_from_proto(tp, ext, tp->name, &g->values[v].init);
+        st = gf_tensor_from_proto(tp, (int)i < n_spans ? &spans[i] : NULL, ext, tp->name, &g->values[v].init);
         if (!st) {
             gf_value *val = &g->values[v];
             val->dtype = val->init->dtype;
@@ -299,8 +300,10 @@ out:
 }
 
 /* Parses a serialized ModelProto; `base_dir` is where external data is found
- * (NULL: external data is refused). */
-static gf_status load_bytes(const void *data, size_t len, const char *path, const char *base_dir, gf_model **out)
+ * (NULL: external data is refused). With `keep_mapped`, `data` is a mapping
+ * the model keeps: initializers are used in place (see proto_scan.h). */
+static gf_status load_bytes(const void *data, size_t len, int keep_mapped, const char *path, const char *base_dir,
+                            gf_model **out)
 {
     *out = NULL;
     gf_model *m = calloc(1, sizeof *m);
@@ -308,16 +311,26 @@ static gf_status load_bytes(const void *data, size_t len, const char *path, cons
         free(m);
         return gf_fail(GF_ERR_NOMEM, "out of memory");
     }
+    uint8_t *stripped = NULL;
+    size_t stripped_len = 0;
+    gf_raw_span *spans = NULL;
+    int n_spans = 0;
+    if (keep_mapped && gf_scan_model(data, len, &stripped, &stripped_len, &spans, &n_spans)) {
+        data = stripped;
+        len = stripped_len;
+    }
     gf_status st = GF_OK;
     Onnx__ModelProto *mp = len ? onnx__model_proto__unpack(NULL, len, data) : NULL;
     if (!len) st = gf_fail(GF_ERR_PARSE, "the file is empty");
     else if (!mp) st = gf_fail(GF_ERR_PARSE, "not a valid ONNX model (truncated, or not protobuf)");
     else {
         m->external.base_dir = base_dir;
-        st = gf_graph_from_proto(mp, &m->external, &m->graph);
+        st = gf_graph_from_proto(mp, spans, n_spans, &m->external, &m->graph);
         m->external.base_dir = NULL;
     }
     if (mp) onnx__model_proto__free_unpacked(mp, NULL);
+    free(stripped);
+    free(spans);
     if (st) {
         gf_model_free(m);
         return gf_fail_context(st, "%s", path);
@@ -328,7 +341,7 @@ static gf_status load_bytes(const void *data, size_t len, const char *path, cons
 
 gf_status gf_model_load_buffer(const void *data, size_t len, gf_model **out)
 {
-    return load_bytes(data, len, "<memory>", NULL, out);
+    return load_bytes(data, len, 0, "<memory>", NULL, out);
 }
 
 gf_status gf_model_load(const char *path, gf_model **out)
@@ -345,12 +358,17 @@ gf_status gf_model_load(const char *path, gf_model **out)
     void *map = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
     close(fd);
     if (map == MAP_FAILED) return gf_fail(GF_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
-    if (len) madvise(map, len, MADV_SEQUENTIAL);
     char *dir_copy = strdup(path);
-    gf_status st = dir_copy ? load_bytes(map, len, path, dirname(dir_copy), out)
+    gf_status st = dir_copy ? load_bytes(map, len, 1, path, dirname(dir_copy), out)
                             : gf_fail(GF_ERR_NOMEM, "out of memory");
     free(dir_copy);
-    if (len) munmap(map, len);
+    /* The model keeps the mapping: aligned weights live in it. */
+    if (!st && len) st = gf_external_keep(&(*out)->external, map, len);
+    if (st) {
+        gf_model_free(*out);
+        *out = NULL;
+        if (len) munmap(map, len);
+    }
     return st;
 }
 

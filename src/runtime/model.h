@@ -18,6 +18,7 @@ struct gf_model {
 };
 
 /* Builds the IR from a parsed ModelProto; initializer data is taken over. */
-gf_status gf_graph_from_proto(Onnx__ModelProto *mp, gf_external *ext, gf_graph **out);
+gf_status gf_graph_from_proto(Onnx__ModelProto *mp, const gf_raw_span *spans, int n_spans, gf_external *ext,
+                              gf_graph **out);
 
 #endif

@@ -5,6 +5,7 @@
 
 #include "onnx.pb-c.h"
 #include "graft.h"
+#include "proto_scan.h"
 
 /* Where external data files are found, and the mappings made for them (kept
  * until the model is freed). NULL: external data is refused. */
@@ -15,9 +16,14 @@ typedef struct gf_external {
 } gf_external;
 
 /* Converts a TensorProto. Embedded raw_data is taken over without a copy (the
- * proto's field is emptied); `what` names the tensor in error messages. */
-gf_status gf_tensor_from_proto(Onnx__TensorProto *p, gf_external *ext, const char *what, gf_tensor **out);
+ * proto's field is emptied). `mapped`, when not NULL, is the tensor's raw_data
+ * in the mapped model file (see proto_scan.h): used in place where aligned.
+ * `what` names the tensor in error messages. */
+gf_status gf_tensor_from_proto(Onnx__TensorProto *p, const gf_raw_span *mapped, gf_external *ext, const char *what,
+                               gf_tensor **out);
 
+/* Keeps a mapping until gf_external_release. */
+gf_status gf_external_keep(gf_external *ext, void *addr, size_t len);
 void gf_external_release(gf_external *ext);
 
 #endif

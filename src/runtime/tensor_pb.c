@@ -62,11 +62,11 @@ static gf_status map_external(const Onnx__TensorProto *p, gf_external *ext, cons
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return gf_fail(GF_ERR_IO, "tensor '%s': cannot open external data file '%s': %s", what, path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) || (unsigned long long)offset + nbytes > (unsigned long long)st.st_size) {
+    struct stat sb;
+    if (fstat(fd, &sb) || (unsigned long long)offset + nbytes > (unsigned long long)sb.st_size) {
         close(fd);
         return gf_fail(GF_ERR_PARSE, "tensor '%s': external data file '%s' holds %lld bytes, the tensor needs %zu at offset %lld",
-                       what, path, (long long)st.st_size, nbytes, offset);
+                       what, path, (long long)sb.st_size, nbytes, offset);
     }
     if (nbytes == 0) {
         close(fd);
@@ -80,20 +80,26 @@ static gf_status map_external(const Onnx__TensorProto *p, gf_external *ext, cons
     close(fd);
     if (addr == MAP_FAILED)
         return gf_fail(GF_ERR_IO, "tensor '%s': cannot map '%s': %s", what, path, strerror(errno));
+    if (gf_external_keep(ext, addr, len)) {
+        munmap(addr, len);
+        return GF_ERR_NOMEM;
+    }
+    *data = (char *)addr + (offset - start);
+    return GF_OK;
+}
+
+gf_status gf_external_keep(gf_external *ext, void *addr, size_t len)
+{
     if (ext->n_maps == ext->cap_maps) {
         int cap = ext->cap_maps ? 2 * ext->cap_maps : 16;
         void *m = realloc(ext->maps, (size_t)cap * sizeof *ext->maps);
-        if (!m) {
-            munmap(addr, len);
-            return gf_fail(GF_ERR_NOMEM, "out of memory mapping external data");
-        }
+        if (!m) return gf_fail(GF_ERR_NOMEM, "out of memory keeping a mapping");
         ext->maps = m;
         ext->cap_maps = cap;
     }
     ext->maps[ext->n_maps].addr = addr;
     ext->maps[ext->n_maps].len = len;
     ext->n_maps++;
-    *data = (char *)addr + (offset - start);
     return GF_OK;
 }
 
@@ -138,7 +144,31 @@ static gf_status copy_typed(const Onnx__TensorProto *p, gf_tensor *t, int64_t nu
     return GF_OK;
 }
 
-gf_status gf_tensor_from_proto(Onnx__TensorProto *p, gf_external *ext, const char *what, gf_tensor **out)
+/* Raw data still in the mapped file: used in place when aligned for its type,
+ * else copied once, and the file's pages given back. */
+static gf_status use_mapped(const gf_raw_span *span, gf_tensor *t, size_t nbytes, const char *what)
+{
+    char shape[96];
+    if (span->len != nbytes)
+        return gf_fail(GF_ERR_PARSE, "tensor '%s': raw data has %zu bytes, its dims %s need %zu", what, span->len,
+                       gf_shape_str(t, shape, sizeof shape), nbytes);
+    if ((uintptr_t)span->data % gf_dtype_size(t->dtype) == 0) {
+        t->data = (void *)span->data;
+        return GF_OK;
+    }
+    if (!(t->data = aligned_alloc(64, (nbytes + 63) / 64 * 64)))
+        return gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
+    t->owns_data = 1;
+    memcpy(t->data, span->data, nbytes);
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)span->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t hi = ((uintptr_t)span->data + nbytes) / (uintptr_t)page * (uintptr_t)page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    return GF_OK;
+}
+
+gf_status gf_tensor_from_proto(Onnx__TensorProto *p, const gf_raw_span *mapped, gf_external *ext, const char *what,
+                               gf_tensor **out)
 {
     *out = NULL;
     gf_dtype dtype = (gf_dtype)(p->has_data_type ? p->data_type : 0);
@@ -163,6 +193,8 @@ gf_status gf_tensor_from_proto(Onnx__TensorProto *p, gf_external *ext, const cha
 
     if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
         st = map_external(p, ext, what, nbytes, &t->data);
+    } else if (mapped && mapped->data) {
+        st = use_mapped(mapped, t, nbytes, what);
     } else if (p->has_raw_data) {
         if (p->raw_data.len != nbytes) {
             st = gf_fail(GF_ERR_PARSE, "tensor '%s': raw data has %zu bytes, its dims %s need %zu",
@@ -237,7 +269,7 @@ gf_status gf_tensor_read_pb(const char *path, gf_tensor **out, char **name)
     Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, len, buf);
     free(buf);
     if (!p) return gf_fail(GF_ERR_PARSE, "'%s' is not an ONNX TensorProto (truncated or corrupt)", path);
-    st = gf_tensor_from_proto(p, NULL, p->name && *p->name ? p->name : path, out);
+    st = gf_tensor_from_proto(p, NULL, NULL, p->name && *p->name ? p->name : path, out);
     if (!st && name && p->name && !(*name = strdup(p->name))) {
         gf_tensor_free(*out);
         *out = NULL;

@@ -1,0 +1,5 @@
+#include "op.h"
+
+const gf_op gf_ops_detection[] = {
+    {0},
+};
