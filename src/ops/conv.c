@@ -1,5 +1,412 @@
-#include "op.h"
+/* Conv and ConvTranspose over 1 to 3 spatial dims: plain C reference kernels, and a
+ * oneDNN fast path for float32. */
+#include "dnnl_util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct conv_shape {
+    int transpose;
+    int64_t n, c, m, group;  /* batch, input channels, output channels, groups */
+    /* Slides over X for Conv and over Y for ConvTranspose; `in` is X's spatial size and
+     * `out` Y's either way. For ConvTranspose pad_end already has output_padding taken
+     * off and may be negative (output_shape asking for more than the kernels cover). */
+    gf_window w;
+    int has_bias;
+} conv_shape;
+
+/* Floor division, for the negative total padding output_shape can ask for. */
+static int64_t floor_div2(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+/* ConvTranspose's output size and pads: from output_shape, from auto_pad (output =
+ * input x stride), or from explicit pads and output_padding. */
+static gf_status transpose_geometry(const gf_op_ctx *ctx, conv_shape *sh)
+{
+    gf_window *w = &sh->w;
+    int nsp = w->nsp, n_outpad, n_outshape;
+    const int64_t *outpad = gf_attr_ints(ctx->node, "output_padding", &n_outpad);
+    const int64_t *outshape = gf_attr_ints(ctx->node, "output_shape", &n_outshape);
+    const char *auto_pad = gf_attr_string(ctx->node, "auto_pad", "NOTSET");
+    int same_upper = !strcmp(auto_pad, "SAME_UPPER"), same_lower = !strcmp(auto_pad, "SAME_LOWER");
+    if (!same_upper && !same_lower && strcmp(auto_pad, "VALID") && strcmp(auto_pad, "NOTSET"))
+        return gf_fail(GF_ERR_INVALID, "unknown auto_pad '%s'", auto_pad);
+    if (outpad && n_outpad != nsp)
+        return gf_fail(GF_ERR_INVALID, "output_padding has %d values, expected %d", n_outpad, nsp);
+    if (outshape && n_outshape != nsp && n_outshape != nsp + 2)
+        return gf_fail(GF_ERR_INVALID, "output_shape has %d values, expected %d", n_outshape, nsp);
+    if (outshape) outshape += n_outshape - nsp; /* a full N, C, spatial... shape is allowed too */
+    for (int d = 0; d < nsp; d++) {
+        int64_t op = outpad ? outpad[d] : 0;
+        if (op < 0 || op >= ((int64_t)1 << 31))
+            return gf_fail(GF_ERR_INVALID, "output_padding[%d] = %lld is out of range", d, (long long)op);
+        /* The output the kernels cover with no padding at all. */
+        int64_t full = w->stride[d] * (w->in[d] - 1) + op + gf_window_extent(w, d);
+        if (outshape || same_upper || same_lower) {
+            int64_t target = outshape ? outshape[d] : w->in[d] * w->stride[d];
+            if (target < 1 || target >= ((int64_t)1 << 31))
+                return gf_fail(GF_ERR_INVALID, "output_shape[%d] = %lld is out of range", d, (long long)target);
+            int64_t total = full - target;
+            w->pad_begin[d] = same_upper ? floor_div2(total) : total - floor_div2(total);
+            w->pad_end[d] = total - w->pad_begin[d];
+        } else if (!strcmp(auto_pad, "VALID")) {
+            w->pad_begin[d] = w->pad_end[d] = 0;
+        }
+        w->out[d] = full - w->pad_begin[d] - w->pad_end[d];
+        w->pad_end[d] -= op;
+        if (w->out[d] < 1)
+            return gf_fail(GF_ERR_SHAPE, "spatial dim %d of the output would be %lld", d, (long long)w->out[d]);
+    }
+    return GF_OK;
+}
+
+/* Validates the inputs and attributes and computes the geometry. */
+static gf_status read_conv_shape(const gf_op_ctx *ctx, int transpose, conv_shape *sh)
+{
+    gf_status st = gf_check_inputs(ctx, 2, 3);
+    if (st) return st;
+    const gf_tensor *x = ctx->inputs[0], *w = ctx->inputs[1], *b = ctx->n_inputs > 2 ? ctx->inputs[2] : NULL;
+    static const gf_dtype types[] = {GF_FLOAT, GF_FLOAT16, GF_UNDEFINED};
+    if ((st = gf_check_dtype(ctx, 0, types))) return st;
+    if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
+        return gf_fail(GF_ERR_SHAPE, "X is %s but W is %s%s%s", gf_dtype_name(x->dtype), gf_dtype_name(w->dtype),
+                       b ? " and B is " : "", b ? gf_dtype_name(b->dtype) : "");
+    if (x->rank < 3) return gf_fail(GF_ERR_SHAPE, "input X has rank %d, expected N x C x spatial dims", x->rank);
+    if (w->rank != x->rank) return gf_fail(GF_ERR_SHAPE, "W has rank %d but X has rank %d", w->rank, x->rank);
+    int64_t group = gf_attr_int(ctx->node, "group", 1);
+    memset(sh, 0, sizeof *sh);
+    sh->transpose = transpose;
+    sh->n = x->dims[0];
+    sh->c = x->dims[1];
+    sh->group = group;
+    if (group < 1 || group > sh->c || sh->c % group)
+        return gf_fail(GF_ERR_INVALID, "group %lld does not divide the %lld input channels", (long long)group,
+                       (long long)sh->c);
+    if (transpose) {
+        if (w->dims[0] != sh->c)
+            return gf_fail(GF_ERR_SHAPE, "input X has %lld channels, W expects %lld", (long long)sh->c,
+                           (long long)w->dims[0]);
+        if (w->dims[1] > INT64_MAX / group) return gf_fail(GF_ERR_SHAPE, "W has too many output channels");
+        sh->m = w->dims[1] * group;
+    } else {
+        if (w->dims[1] * group != sh->c)
+            return gf_fail(GF_ERR_SHAPE, "input X has %lld channels, W expects %lld", (long long)sh->c,
+                           (long long)(w->dims[1] * group));
+        sh->m = w->dims[0];
+        if (sh->m % group)
+            return gf_fail(GF_ERR_SHAPE, "group %lld does not divide the %lld output channels", (long long)group,
+                           (long long)sh->m);
+    }
+    if (b && (b->rank != 1 || b->dims[0] != sh->m))
+        return gf_fail(GF_ERR_SHAPE, "B must hold one value for each of the %lld output channels", (long long)sh->m);
+    sh->has_bias = b != NULL;
+
+    int n_kernel;
+    const int64_t *kernel_attr = gf_attr_ints(ctx->node, "kernel_shape", &n_kernel);
+    if (kernel_attr && n_kernel != x->rank - 2)
+        return gf_fail(GF_ERR_INVALID, "kernel_shape has %d values, expected %d", n_kernel, x->rank - 2);
+    for (int d = 0; kernel_attr && d < n_kernel; d++)
+        if (kernel_attr[d] != w->dims[2 + d])
+            return gf_fail(GF_ERR_SHAPE, "kernel_shape[%d] = %lld but W's kernel is %lld", d,
+                           (long long)kernel_attr[d], (long long)w->dims[2 + d]);
+    if ((st = gf_window_read(ctx, x, w->dims + 2, &sh->w))) return st;
+    return transpose ? transpose_geometry(ctx, sh) : gf_window_forward(ctx, 0, &sh->w);
+}
+
+/* ---- reference kernels (float32) ---- */
+
+static void conv_reference(const conv_shape *sh, const float *x, const float *w, const float *b, float *y)
+{
+    const gf_window *win = &sh->w;
+    int64_t cg = sh->c / sh->group, mg = sh->m / sh->group;
+    int64_t in_size = gf_window_size(win->in), out_size = gf_window_size(win->out), k_size = gf_window_size(win->kernel);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < sh->n; n++)
+        for (int64_t m = 0; m < sh->m; m++) {
+            const float *xg = x + (n * sh->c + m / mg * cg) * in_size; /* this group's input channels */
+            const float *wm = w + m * cg * k_size;
+            float *ym = y + (n * sh->m + m) * out_size;
+            for (int64_t o = 0; o < out_size; o++) {
+                int64_t op[3], kp[3], ip[3];
+                gf_window_pos(o, win->out, op);
+                double acc = b ? b[m] : 0.0;
+                for (int64_t k = 0; k < k_size; k++) {
+                    gf_window_pos(k, win->kernel, kp);
+                    int inside = 1;
+                    for (int d = 0; d < 3; d++) {
+                        ip[d] = op[d] * win->stride[d] - win->pad_begin[d] + kp[d] * win->dilation[d];
+                        inside &= ip[d] >= 0 && ip[d] < win->in[d];
+                    }
+                    if (!inside) continue;
+                    int64_t i = (ip[0] * win->in[1] + ip[1]) * win->in[2] + ip[2];
+                    for (int64_t c = 0; c < cg; c++) acc += (double)xg[c * in_size + i] * wm[c * k_size + k];
+                }
+                ym[o] = (float)acc;
+            }
+        }
+}
+
+/* Each output gathers the inputs whose strided position, plus a kernel tap, lands on
+ * it: output o takes input i through tap k when o + pad_begin = i * stride + k * dilation. */
+static void conv_transpose_reference(const conv_shape *sh, const float *x, const float *w, const float *b, float *y)
+{
+    const gf_window *win = &sh->w;
+    int64_t cg = sh->c / sh->group, mg = sh->m / sh->group;
+    int64_t in_size = gf_window_size(win->in), out_size = gf_window_size(win->out), k_size = gf_window_size(win->kernel);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < sh->n; n++)
+        for (int64_t m = 0; m < sh->m; m++) {
+            int64_t g = m / mg, mo = m % mg;
+            const float *xg = x + (n * sh->c + g * cg) * in_size;
+            const float *wg = w + (g * cg * mg + mo) * k_size; /* W is C x M/group x kernel */
+            float *ym = y + (n * sh->m + m) * out_size;
+            for (int64_t o = 0; o < out_size; o++) {
+                int64_t op[3], kp[3], ip[3];
+                gf_window_pos(o, win->out, op);
+                double acc = b ? b[m] : 0.0;
+                for (int64_t k = 0; k < k_size; k++) {
+                    gf_window_pos(k, win->kernel, kp);
+                    int hit = 1;
+                    for (int d = 0; d < 3; d++) {
+                        int64_t t = op[d] + win->pad_begin[d] - kp[d] * win->dilation[d];
+                        hit &= t >= 0 && t % win->stride[d] == 0 && t / win->stride[d] < win->in[d];
+                        ip[d] = t / win->stride[d];
+                    }
+                    if (!hit) continue;
+                    int64_t i = (ip[0] * win->in[1] + ip[1]) * win->in[2] + ip[2];
+                    for (int64_t c = 0; c < cg; c++) acc += (double)xg[c * in_size + i] * wg[c * mg * k_size + k];
+                }
+                ym[o] = (float)acc;
+            }
+        }
+}
+
+static void reference_float(const conv_shape *sh, const float *x, const float *w, const float *b, float *y)
+{
+    if (sh->transpose) conv_transpose_reference(sh, x, w, b, y);
+    else conv_reference(sh, x, w, b, y);
+}
+
+static float *half_to_float_copy(const gf_tensor *t)
+{
+    int64_t n = gf_tensor_numel(t);
+    float *f = malloc((size_t)(n ? n : 1) * sizeof *f);
+    for (int64_t i = 0; f && i < n; i++) f[i] = gf_half_to_float(((const uint16_t *)t->data)[i]);
+    return f;
+}
+
+/* float16 runs the float32 kernel on widened copies: the sums are more exact than
+ * float16 arithmetic, and the result is rounded once. */
+static gf_status run_reference(gf_op_ctx *ctx, const conv_shape *sh)
+{
+    const gf_tensor *x = ctx->inputs[0], *w = ctx->inputs[1], *b = sh->has_bias ? ctx->inputs[2] : NULL;
+    gf_tensor *y = ctx->outputs[0];
+    if (x->dtype == GF_FLOAT) {
+        reference_float(sh, x->data, w->data, b ? b->data : NULL, y->data);
+        return GF_OK;
+    }
+    int64_t ny = gf_tensor_numel(y);
+    float *fx = half_to_float_copy(x), *fw = half_to_float_copy(w), *fb = b ? half_to_float_copy(b) : NULL;
+    float *fy = malloc((size_t)(ny ? ny : 1) * sizeof *fy);
+    gf_status st = GF_OK;
+    if (!fx || !fw || (b && !fb) || !fy) st = gf_fail(GF_ERR_NOMEM, "out of memory widening float16 tensors");
+    if (!st) {
+        reference_float(sh, fx, fw, fb, fy);
+        for (int64_t i = 0; i < ny; i++) ((uint16_t *)y->data)[i] = gf_float_to_half(fy[i]);
+    }
+    free(fx);
+    free(fw);
+    free(fb);
+    free(fy);
+    return st;
+}
+
+/* ---- oneDNN fast path ---- */
+
+/* Everything a plan depends on; all int64 so the key has no padding bytes. */
+typedef struct conv_key {
+    int64_t node;   /* each node's plan holds its own reordered weights */
+    int64_t transpose, has_bias, nsp, n, c, m, group;
+    int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+} conv_key;
+
+enum { ARG_SRC, ARG_WEIGHTS }; /* plan argument order: src, weights, [bias], dst */
+
+static int fast_path_fits(const gf_op_ctx *ctx, const conv_shape *sh)
+{
+    if (ctx->inputs[0]->dtype != GF_FLOAT) return 0;
+    if (gf_tensor_numel(ctx->inputs[0]) == 0 || gf_tensor_numel(ctx->inputs[1]) == 0) return 0;
+    return sh->n > 0 && sh->m > 0;
+}
+
+static conv_key make_key(const gf_op_ctx *ctx, const conv_shape *sh)
+{
+    conv_key k;
+    memset(&k, 0, sizeof k);
+    k.node = (int64_t)(intptr_t)ctx->node;
+    k.transpose = sh->transpose;
+    k.has_bias = sh->has_bias;
+    k.nsp = sh->w.nsp;
+    k.n = sh->n;
+    k.c = sh->c;
+    k.m = sh->m;
+    k.group = sh->group;
+    for (int d = 0; d < 3; d++) {
+        k.in[d] = sh->w.in[d];
+        k.out[d] = sh->w.out[d];
+        k.kernel[d] = sh->w.kernel[d];
+        k.stride[d] = sh->w.stride[d];
+        k.dilation[d] = sh->w.dilation[d];
+        k.pad_begin[d] = sh->w.pad_begin[d];
+        k.pad_end[d] = sh->w.pad_end[d];
+    }
+    return k;
+}
+
+/* graft's weights as oneDNN sees them: logical (group,) out, in, kernel... with the
+ * strides of ONNX's layout (M x C/group x k for Conv, C x M/group x k for ConvTranspose). */
+static int weight_dims(const conv_key *k, int64_t *dims, int64_t *strides)
+{
+    int nsp = (int)k->nsp, grouped = k->group > 1, r = 0;
+    int64_t cg = k->c / k->group, mg = k->m / k->group, ksize = 1;
+    for (int d = 0; d < nsp; d++) ksize *= k->kernel[d];
+    if (grouped) {
+        dims[r] = k->group;
+        strides[r++] = cg * mg * ksize;
+    }
+    dims[r] = grouped ? mg : k->m;
+    strides[r++] = k->transpose ? ksize : cg * ksize;
+    dims[r] = cg;
+    strides[r++] = k->transpose ? mg * ksize : ksize;
+    for (int d = nsp - 1; d >= 0; d--) {
+        dims[r + d] = k->kernel[d];
+        strides[r + d] = d == nsp - 1 ? 1 : strides[r + d + 1] * k->kernel[d + 1];
+    }
+    return r + nsp;
+}
+
+static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
+{
+    const conv_key *k = arg;
+    int nsp = (int)k->nsp, rank = nsp + 2;
+    int64_t src_dims[5] = {k->n, k->c}, dst_dims[5] = {k->n, k->m}, w_dims[6], w_strides[6];
+    dnnl_dims_t strides, dilates, pad_l, pad_r;
+    for (int d = 0; d < nsp; d++) {
+        src_dims[2 + d] = k->in[d];
+        dst_dims[2 + d] = k->out[d];
+        strides[d] = k->stride[d];
+        dilates[d] = k->dilation[d] - 1; /* oneDNN counts the gaps */
+        pad_l[d] = k->pad_begin[d];
+        pad_r[d] = k->pad_end[d];
+    }
+    int w_rank = weight_dims(k, w_dims, w_strides);
+    gf_dnnl_arg_desc args[4];
+    int n = 0;
+    dnnl_memory_desc_t src_any, w_any, dst_any, bias;
+    if (gf_dnnl_md(&args[n].user, rank, src_dims, NULL) || gf_dnnl_any_md(&src_any, rank, src_dims)) return GF_OK;
+    args[n++].arg = DNNL_ARG_SRC;
+    if (gf_dnnl_md(&args[n].user, w_rank, w_dims, w_strides) || gf_dnnl_any_md(&w_any, w_rank, w_dims)) return GF_OK;
+    args[n++].arg = DNNL_ARG_WEIGHTS;
+    if (k->has_bias) {
+        if (gf_dnnl_md(&bias, 1, &k->m, NULL)) return GF_OK;
+        args[n].user = bias;
+        args[n++].arg = DNNL_ARG_BIAS;
+    }
+    if (gf_dnnl_md(&args[n].user, rank, dst_dims, NULL) || gf_dnnl_any_md(&dst_any, rank, dst_dims)) return GF_OK;
+    args[n++].arg = DNNL_ARG_DST;
+    for (int i = 0; i < n; i++) args[i].is_output = args[i].arg == DNNL_ARG_DST;
+
+    const dnnl_memory_desc_t *b = k->has_bias ? &bias : NULL;
+    if (k->transpose) {
+        dnnl_deconvolution_desc_t desc;
+        if (dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
+                                                         &src_any, &w_any, b, &dst_any, strides, dilates, pad_l,
+                                                         pad_r) != dnnl_success)
+            return GF_OK; /* no fast path for this geometry */
+        return gf_dnnl_plan_build(plan, &desc, n, args);
+    }
+    dnnl_convolution_desc_t desc;
+    if (dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any,
+                                                   &w_any, b, &dst_any, strides, dilates, pad_l,
+                                                   pad_r) != dnnl_success)
+        return GF_OK;
+    return gf_dnnl_plan_build(plan, &desc, n, args);
+}
+
+static gf_status get_plan(const gf_op_ctx *ctx, const conv_shape *sh, gf_dnnl_plan **plan)
+{
+    conv_key key = make_key(ctx, sh);
+    gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_conv_plan, &key, plan);
+    if (st) return st;
+    if ((*plan)->prim) return GF_OK;
+    gf_dnnl_plan_release(*plan);
+    return gf_fail(GF_ERR_UNSUPPORTED, "oneDNN has no implementation for this convolution");
+}
+
+/* At plan time: build the plan now, and reorder W once when it is a constant. */
+static gf_status prepare_fast(const gf_op_ctx *ctx, const conv_shape *sh)
+{
+    gf_dnnl_plan *plan;
+    gf_status st = get_plan(ctx, sh, &plan);
+    if (st == GF_ERR_UNSUPPORTED) return GF_OK; /* the reference will run */
+    if (st) return st;
+    const void *w = ctx->planning ? ctx->inputs[1]->data : NULL;
+    st = gf_dnnl_plan_set_constant(plan, ARG_WEIGHTS, w);
+    gf_dnnl_plan_release(plan);
+    return st;
+}
+
+static gf_status run_fast(gf_op_ctx *ctx, const conv_shape *sh)
+{
+    gf_dnnl_plan *plan;
+    gf_status st = get_plan(ctx, sh, &plan);
+    if (st) return st;
+    void *data[4];
+    int n = 0;
+    for (int i = 0; i < (sh->has_bias ? 3 : 2); i++) data[n++] = ctx->inputs[i]->data;
+    data[n] = ctx->outputs[0]->data;
+    st = gf_dnnl_plan_run(plan, data);
+    gf_dnnl_plan_release(plan);
+    return st;
+}
+
+/* ---- the ops ---- */
+
+static int is_transpose(const gf_op_ctx *ctx) { return !strcmp(ctx->node->op_type, "ConvTranspose"); }
+
+static gf_status conv_infer(gf_op_ctx *ctx)
+{
+    conv_shape sh;
+    gf_status st = read_conv_shape(ctx, is_transpose(ctx), &sh);
+    if (st) return st;
+    int64_t dims[GF_MAX_RANK] = {sh.n, sh.m};
+    for (int d = 0; d < sh.w.nsp; d++) dims[2 + d] = sh.w.out[d];
+    if ((st = gf_check_numel(sh.w.nsp + 2, dims))) return st;
+    if (ctx->outputs[0]) gf_set_shape(ctx->outputs[0], ctx->inputs[0]->dtype, sh.w.nsp + 2, dims);
+    if (gf_fastpath_enabled() && fast_path_fits(ctx, &sh)) return prepare_fast(ctx, &sh);
+    return GF_OK;
+}
+
+gf_status gf_conv_cpu_impl(gf_op_ctx *ctx, gf_impl impl)
+{
+    conv_shape sh;
+    gf_status st = read_conv_shape(ctx, is_transpose(ctx), &sh);
+    if (st || !ctx->outputs[0]) return st;
+    if (impl == GF_IMPL_AUTO && gf_fastpath_enabled() && fast_path_fits(ctx, &sh)) {
+        st = run_fast(ctx, &sh);
+        if (st != GF_ERR_UNSUPPORTED) return st;
+    }
+    if (impl == GF_IMPL_FAST) {
+        if (!fast_path_fits(ctx, &sh)) return gf_fail(GF_ERR_UNSUPPORTED, "the fast path does not take these inputs");
+        return run_fast(ctx, &sh);
+    }
+    if (gf_tensor_numel(ctx->outputs[0]) == 0) return GF_OK;
+    return run_reference(ctx, &sh);
+}
+
+static gf_status conv_cpu(gf_op_ctx *ctx) { return gf_conv_cpu_impl(ctx, GF_IMPL_AUTO); }
 
 const gf_op gf_ops_conv[] = {
+    {"", "Conv", 1, 0, conv_infer, conv_cpu},
+    {"", "ConvTranspose", 1, 0, conv_infer, conv_cpu},
     {0},
 };

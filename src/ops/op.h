@@ -81,4 +81,19 @@ uint16_t gf_float_to_half(float f);
 float gf_bf16_to_float(uint16_t h);
 uint16_t gf_float_to_bf16(float f);
 
+/* ---- helpers for ops that move data or take shapes from input values ---- */
+
+/* Whether t's values can be read now: it has data, or no elements at all. */
+int gf_values_known(const gf_tensor *t);
+/* Marks an output (when not omitted) as shaped by values known only when running. */
+void gf_set_dynamic(gf_tensor *t, gf_dtype dtype);
+/* Reads a scalar or 1-D int32/int64 tensor into out; fails naming `what` when
+ * it is of another type or rank, or holds more than max values. */
+gf_status gf_read_ints(const gf_tensor *t, const char *what, int64_t *out, int max, int *count);
+/* Copies a strided view of src into contiguous dst: the element of dst at
+ * row-major coordinates c over dims is the element of src at sum(c[d] * src_strides[d])
+ * (strides in elements, may be 0 or negative). Any element size. */
+void gf_copy_strided(void *dst, const void *src, size_t esize, int rank, const int64_t *dims,
+                     const int64_t *src_strides);
+
 #endif

@@ -2,6 +2,7 @@
 #include "op.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -190,4 +191,162 @@ gf_status gf_op_output(gf_op_ctx *ctx, int i, gf_dtype dtype, int rank, const in
     if (!t->data) return gf_fail(GF_ERR_NOMEM, "out of memory: output %d needs %zu bytes", i, bytes);
     t->owns_data = 1;
     return GF_OK;
+}
+
+/* ---- helpers for ops that move data or take shapes from input values ---- */
+
+int gf_values_known(const gf_tensor *t) { return t->data != NULL || gf_tensor_numel(t) == 0; }
+
+void gf_set_dynamic(gf_tensor *t, gf_dtype dtype)
+{
+    if (!t) return;
+    t->dtype = dtype;
+    t->rank = GF_RANK_DYNAMIC;
+}
+
+gf_status gf_read_ints(const gf_tensor *t, const char *what, int64_t *out, int max, int *count)
+{
+    if (t->dtype != GF_INT64 && t->dtype != GF_INT32)
+        return gf_fail(GF_ERR_INVALID, "%s must be int32 or int64, not %s", what, gf_dtype_name(t->dtype));
+    if (t->rank > 1) return gf_fail(GF_ERR_INVALID, "%s must be a scalar or 1-D, has rank %d", what, t->rank);
+    int64_t n = gf_tensor_numel(t);
+    if (n > max) return gf_fail(GF_ERR_INVALID, "%s has %lld values, at most %d make sense here", what, (long long)n, max);
+    for (int64_t i = 0; i < n; i++) out[i] = gf_int_at(t, i);
+    *count = (int)n;
+    return GF_OK;
+}
+
+/* gf_copy_strided merges axes that are contiguous in both source and
+ * destination, then copies in one of three ways: whole rows with memcpy when
+ * the innermost axis is contiguous in the source; tiles when another axis is
+ * (a transpose: a tile's rows and columns both stay in cache); element by
+ * element otherwise. Work is split across threads over the outer axes; for
+ * tiles, the blocks of the source-contiguous axis count as one more outer axis. */
+enum { COPY_ROWS, COPY_TILES, COPY_ELEMS };
+
+#define COPY_TILE 16
+
+typedef struct copy_plan {
+    size_t esize;
+    int mode;
+    int n_outer;                 /* the axes looped over around the inner copy */
+    int64_t odims[GF_MAX_RANK], osrc[GF_MAX_RANK], odst[GF_MAX_RANK]; /* strides in bytes */
+    int64_t n, src_step;         /* innermost axis: length, source stride in bytes */
+    int64_t m, m_dst_step;       /* tiles: length of the source-contiguous axis, its dst stride in bytes */
+} copy_plan;
+
+static void copy_elems(char *d, const char *s, size_t esize, int64_t n, int64_t sstep, int64_t dstep)
+{
+    switch (esize) {
+    case 1: for (int64_t i = 0; i < n; i++) d[i * dstep] = s[i * sstep]; break;
+    case 2: for (int64_t i = 0; i < n; i++) memcpy(d + i * dstep, s + i * sstep, 2); break;
+    case 4: for (int64_t i = 0; i < n; i++) memcpy(d + i * dstep, s + i * sstep, 4); break;
+    case 8: for (int64_t i = 0; i < n; i++) memcpy(d + i * dstep, s + i * sstep, 8); break;
+    default: for (int64_t i = 0; i < n; i++) memcpy(d + i * dstep, s + i * sstep, esize); break;
+    }
+}
+
+/* The copy under one combination of outer coordinates; `rows` is the length
+ * of this tile block (tiles only). */
+static void copy_inner(const copy_plan *p, char *d, const char *s, int64_t rows)
+{
+    int64_t e = (int64_t)p->esize;
+    switch (p->mode) {
+    case COPY_ROWS: memcpy(d, s, (size_t)(p->n * e)); break;
+    case COPY_ELEMS: copy_elems(d, s, p->esize, p->n, p->src_step, e); break;
+    case COPY_TILES:
+        for (int64_t j0 = 0; j0 < p->n; j0 += COPY_TILE) {
+            int64_t jn = j0 + COPY_TILE < p->n ? COPY_TILE : p->n - j0;
+            for (int64_t i = 0; i < rows; i++)
+                copy_elems(d + i * p->m_dst_step + j0 * e, s + i * e + j0 * p->src_step, p->esize, jn, p->src_step, e);
+        }
+        break;
+    }
+}
+
+/* Runs copy_inner over every combination of the outer axes, split across threads. */
+static void copy_outer(const copy_plan *p, char *dst, const char *src, int64_t numel)
+{
+    int64_t total = 1;
+    for (int a = 0; a < p->n_outer; a++) total *= p->odims[a];
+#pragma omp parallel if (numel >= 65536 && total > 1)
+    {
+        int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t per = total / nt, extra = total % nt;
+        int64_t lo = per * t + (t < extra ? t : extra), hi = lo + per + (t < extra);
+        int64_t c[GF_MAX_RANK], so = 0, dof = 0, rest = lo;
+        for (int a = p->n_outer - 1; a >= 0; a--) {
+            c[a] = rest % p->odims[a];
+            rest /= p->odims[a];
+            so += c[a] * p->osrc[a];
+            dof += c[a] * p->odst[a];
+        }
+        for (int64_t k = lo; k < hi; k++) {
+            int64_t rows = 0;
+            if (p->mode == COPY_TILES) {
+                int64_t left = p->m - c[p->n_outer - 1] * COPY_TILE;
+                rows = left < COPY_TILE ? left : COPY_TILE;
+            }
+            copy_inner(p, dst + dof, src + so, rows);
+            for (int a = p->n_outer - 1; a >= 0; a--) {
+                so += p->osrc[a];
+                dof += p->odst[a];
+                if (++c[a] < p->odims[a]) break;
+                so -= c[a] * p->osrc[a];
+                dof -= c[a] * p->odst[a];
+                c[a] = 0;
+            }
+        }
+    }
+}
+
+void gf_copy_strided(void *dst, const void *src, size_t esize, int rank, const int64_t *dims,
+                     const int64_t *src_strides)
+{
+    int64_t d[GF_MAX_RANK], s[GF_MAX_RANK], o[GF_MAX_RANK], numel = 1;
+    for (int a = 0; a < rank; a++) numel *= dims[a];
+    if (numel == 0) return;
+    /* Drop unit axes, merge neighbours contiguous on both sides; strides in bytes. */
+    int r = 0;
+    int64_t dst_stride = (int64_t)esize;
+    for (int a = rank - 1; a >= 0; a--) {
+        if (dims[a] == 1) continue;
+        int64_t ss = src_strides[a] * (int64_t)esize;
+        if (r > 0 && ss == s[r - 1] * d[r - 1] && dst_stride == o[r - 1] * d[r - 1]) {
+            d[r - 1] *= dims[a];
+        } else {
+            d[r] = dims[a];
+            s[r] = ss;
+            o[r] = dst_stride;
+            r++;
+        }
+        dst_stride *= dims[a];
+    }
+    if (r == 0) {
+        memcpy(dst, src, esize);
+        return;
+    }
+    /* Axis 0 of d/s/o is now the innermost. */
+    copy_plan p = {.esize = esize, .n = d[0], .src_step = s[0]};
+    int tile_axis = -1;
+    if (s[0] != (int64_t)esize)
+        for (int a = 1; a < r; a++)
+            if (s[a] == (int64_t)esize && d[a] >= 8 && d[0] >= 8) tile_axis = a;
+    p.mode = s[0] == (int64_t)esize ? COPY_ROWS : tile_axis > 0 ? COPY_TILES : COPY_ELEMS;
+    for (int a = r - 1; a >= 1; a--) {
+        if (a == tile_axis) continue;
+        p.odims[p.n_outer] = d[a];
+        p.osrc[p.n_outer] = s[a];
+        p.odst[p.n_outer] = o[a];
+        p.n_outer++;
+    }
+    if (tile_axis > 0) {
+        p.m = d[tile_axis];
+        p.m_dst_step = o[tile_axis];
+        p.odims[p.n_outer] = (p.m + COPY_TILE - 1) / COPY_TILE;
+        p.osrc[p.n_outer] = COPY_TILE * (int64_t)esize;
+        p.odst[p.n_outer] = COPY_TILE * p.m_dst_step;
+        p.n_outer++;
+    }
+    copy_outer(&p, dst, src, numel);
 }

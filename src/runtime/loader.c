@@ -91,7 +91,13 @@ static gf_status declare_value(gf_graph *g, const Onnx__ValueInfoProto *vi, int 
     if (i < 0) return gf_fail(GF_ERR_NOMEM, "out of memory");
     *index = i;
     const Onnx__TypeProto *tp = vi->type;
-    if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type) return GF_OK;
+    if (tp && tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE && tp->value_case != ONNX__TYPE_PROTO__VALUE__NOT_SET)
+        return gf_fail(GF_ERR_UNSUPPORTED, "value '%s' is a %s, not a tensor; graft supports tensors only", vi->name,
+                       tp->value_case == ONNX__TYPE_PROTO__VALUE_SEQUENCE_TYPE   ? "sequence"
+                       : tp->value_case == ONNX__TYPE_PROTO__VALUE_MAP_TYPE      ? "map"
+                       : tp->value_case == ONNX__TYPE_PROTO__VALUE_OPTIONAL_TYPE ? "optional"
+                                                                                 : "non-tensor type");
+    if (!tp || !tp->tensor_type) return GF_OK;
     gf_value *v = &g->values[i];
     const Onnx__TypeProto__Tensor *tt = tp->tensor_type;
     if (tt->has_elem_type) v->dtype = (gf_dtype)tt->elem_type;

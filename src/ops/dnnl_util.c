@@ -1,0 +1,416 @@
+/* Sliding-window geometry and oneDNN plumbing shared by conv.c and pool.c. */
+#include "dnnl_util.h"
+
+#include <dnnl_debug.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Attribute values and spatial sizes stay below this, so sums and products of two of
+ * them cannot overflow int64. */
+#define WINDOW_LIMIT ((int64_t)1 << 31)
+
+/* ---- sliding windows ---- */
+
+gf_status gf_check_numel(int rank, const int64_t *dims)
+{
+    int64_t n = 1;
+    for (int d = 0; d < rank; d++) {
+        if (dims[d] < 0) return gf_fail(GF_ERR_SHAPE, "dim %d would be negative (%lld)", d, (long long)dims[d]);
+        if (dims[d] && n > (INT64_MAX / 16) / dims[d])
+            return gf_fail(GF_ERR_NOMEM, "the output would have too many elements");
+        n *= dims[d];
+    }
+    return GF_OK;
+}
+
+/* Reads an optional per-axis attribute into out[0..nsp), checking count and range. */
+static gf_status read_axes(const gf_op_ctx *ctx, const char *name, int nsp, int64_t lo, int64_t *out)
+{
+    int count;
+    const int64_t *v = gf_attr_ints(ctx->node, name, &count);
+    if (!v) return GF_OK;
+    if (count != nsp) return gf_fail(GF_ERR_INVALID, "%s has %d values, expected %d", name, count, nsp);
+    for (int d = 0; d < nsp; d++) {
+        if (v[d] < lo || v[d] >= WINDOW_LIMIT)
+            return gf_fail(GF_ERR_INVALID, "%s[%d] = %lld is out of range", name, d, (long long)v[d]);
+        out[d] = v[d];
+    }
+    return GF_OK;
+}
+
+gf_status gf_window_read(const gf_op_ctx *ctx, const gf_tensor *x, const int64_t *kernel, gf_window *w)
+{
+    int nsp = x->rank - 2;
+    if (nsp < 1 || nsp > GF_WINDOW_MAX_SPATIAL)
+        return gf_fail(GF_ERR_UNSUPPORTED, "input X has rank %d; graft handles 1 to %d spatial dims", x->rank,
+                       GF_WINDOW_MAX_SPATIAL);
+    w->nsp = nsp;
+    for (int d = 0; d < GF_WINDOW_MAX_SPATIAL; d++) {
+        w->in[d] = w->out[d] = w->kernel[d] = w->stride[d] = w->dilation[d] = 1;
+        w->pad_begin[d] = w->pad_end[d] = 0;
+    }
+    for (int d = 0; d < nsp; d++) {
+        w->in[d] = x->dims[2 + d];
+        w->kernel[d] = kernel[d];
+        if (w->in[d] >= WINDOW_LIMIT)
+            return gf_fail(GF_ERR_UNSUPPORTED, "spatial dim %d of X is too large (%lld)", d, (long long)w->in[d]);
+        if (kernel[d] < 1 || kernel[d] >= WINDOW_LIMIT)
+            return gf_fail(GF_ERR_INVALID, "kernel dim %d = %lld is out of range", d, (long long)kernel[d]);
+    }
+    gf_status st = read_axes(ctx, "strides", nsp, 1, w->stride);
+    if (!st) st = read_axes(ctx, "dilations", nsp, 1, w->dilation);
+    if (st) return st;
+    int count;
+    const int64_t *pads = gf_attr_ints(ctx->node, "pads", &count);
+    if (!pads) return GF_OK;
+    if (count != 2 * nsp) return gf_fail(GF_ERR_INVALID, "pads has %d values, expected %d", count, 2 * nsp);
+    for (int i = 0; i < count; i++)
+        if (pads[i] < 0 || pads[i] >= WINDOW_LIMIT)
+            return gf_fail(GF_ERR_INVALID, "pads[%d] = %lld is out of range", i, (long long)pads[i]);
+    for (int d = 0; d < nsp; d++) {
+        w->pad_begin[d] = pads[d];
+        w->pad_end[d] = pads[nsp + d];
+    }
+    return GF_OK;
+}
+
+gf_status gf_window_forward(const gf_op_ctx *ctx, int ceil_mode, gf_window *w)
+{
+    const char *auto_pad = gf_attr_string(ctx->node, "auto_pad", "NOTSET");
+    int same_upper = !strcmp(auto_pad, "SAME_UPPER"), same_lower = !strcmp(auto_pad, "SAME_LOWER");
+    int valid = !strcmp(auto_pad, "VALID");
+    if (!same_upper && !same_lower && !valid && strcmp(auto_pad, "NOTSET"))
+        return gf_fail(GF_ERR_INVALID, "unknown auto_pad '%s'", auto_pad);
+    for (int d = 0; d < w->nsp; d++) {
+        int64_t in = w->in[d], s = w->stride[d], ext = gf_window_extent(w, d);
+        if (same_upper || same_lower) {
+            /* Output ceil(in / stride); the padding that takes splits with the odd one at
+             * the end (SAME_UPPER) or the beginning (SAME_LOWER). */
+            w->out[d] = (in + s - 1) / s;
+            int64_t total = (w->out[d] - 1) * s + ext - in;
+            if (total < 0) total = 0;
+            w->pad_begin[d] = same_upper ? total / 2 : total - total / 2;
+            w->pad_end[d] = total - w->pad_begin[d];
+            continue;
+        }
+        if (valid) w->pad_begin[d] = w->pad_end[d] = 0;
+        int64_t span = in + w->pad_begin[d] + w->pad_end[d] - ext;
+        if (span < 0)
+            return gf_fail(GF_ERR_SHAPE, "a window of extent %lld does not fit spatial dim %d of size %lld plus pads",
+                           (long long)ext, d, (long long)in);
+        w->out[d] = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+        /* With ceil_mode the last window must still start inside the input or its left pad. */
+        if (ceil_mode && (w->out[d] - 1) * s >= in + w->pad_begin[d]) w->out[d]--;
+    }
+    return GF_OK;
+}
+
+/* ---- which implementation runs ---- */
+
+static pthread_once_t fastpath_once = PTHREAD_ONCE_INIT;
+static int fastpath_on;
+
+static void read_fastpath_env(void)
+{
+    const char *v = getenv("GRAFT_NO_FASTPATH");
+    fastpath_on = !(v && !strcmp(v, "1"));
+}
+
+int gf_fastpath_enabled(void)
+{
+    pthread_once(&fastpath_once, read_fastpath_env);
+    return fastpath_on;
+}
+
+/* ---- oneDNN: engine, streams, errors ---- */
+
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t engine;     /* NULL when oneDNN has no CPU engine */
+static pthread_key_t stream_key; /* each thread its own stream */
+
+static void destroy_stream(void *s) { dnnl_stream_destroy(s); }
+
+static void create_engine(void)
+{
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
+    if (engine && pthread_key_create(&stream_key, destroy_stream)) {
+        dnnl_engine_destroy(engine);
+        engine = NULL;
+    }
+}
+
+static gf_status dnnl_fail(dnnl_status_t s, const char *what)
+{
+    return gf_fail(GF_ERR_RUNTIME, "oneDNN failed %s: %s", what, dnnl_status2str(s));
+}
+
+static gf_status get_engine(dnnl_engine_t *out)
+{
+    pthread_once(&engine_once, create_engine);
+    if (!engine) return gf_fail(GF_ERR_UNSUPPORTED, "oneDNN has no CPU engine");
+    *out = engine;
+    return GF_OK;
+}
+
+static gf_status get_stream(dnnl_stream_t *out)
+{
+    dnnl_engine_t eng = NULL;
+    gf_status st = get_engine(&eng);
+    if (st) return st;
+    dnnl_stream_t s = pthread_getspecific(stream_key);
+    if (!s) {
+        dnnl_status_t ds = dnnl_stream_create(&s, eng, dnnl_stream_default_flags);
+        if (ds != dnnl_success) return dnnl_fail(ds, "creating a stream");
+        if (pthread_setspecific(stream_key, s)) {
+            dnnl_stream_destroy(s);
+            return gf_fail(GF_ERR_NOMEM, "out of memory for a oneDNN stream");
+        }
+    }
+    *out = s;
+    return GF_OK;
+}
+
+dnnl_status_t gf_dnnl_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const int64_t *strides)
+{
+    dnnl_dims_t d, s;
+    int64_t step = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        d[i] = dims[i];
+        s[i] = strides ? strides[i] : step;
+        step *= dims[i];
+    }
+    return dnnl_memory_desc_init_by_strides(md, rank, d, dnnl_f32, s);
+}
+
+dnnl_status_t gf_dnnl_any_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims)
+{
+    dnnl_dims_t d;
+    for (int i = 0; i < rank; i++) d[i] = dims[i];
+    return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, dnnl_format_tag_any);
+}
+
+/* ---- plans ---- */
+
+static void plan_destroy(gf_dnnl_plan *p)
+{
+    for (int i = 0; i < p->n_args; i++) {
+        gf_dnnl_arg *a = &p->args[i];
+        if (a->reorder) dnnl_primitive_destroy(a->reorder);
+        if (a->inner && a->inner != a->user) dnnl_memory_destroy(a->inner);
+        if (a->user) dnnl_memory_destroy(a->user);
+        free(a->buf);
+    }
+    if (p->prim) dnnl_primitive_destroy(p->prim);
+    p->prim = NULL;
+    p->n_args = 0;
+}
+
+/* Gives argument a its inner memory and, when the layouts differ, a buffer and a reorder. */
+static gf_status plan_arg(gf_dnnl_arg *a, dnnl_engine_t eng, const dnnl_memory_desc_t *user,
+                          const dnnl_memory_desc_t *inner)
+{
+    dnnl_status_t s = dnnl_memory_create(&a->user, user, eng, DNNL_MEMORY_NONE);
+    if (s != dnnl_success) return dnnl_fail(s, "creating a memory object");
+    if (dnnl_memory_desc_equal(user, inner)) {
+        a->inner = a->user;
+        return GF_OK;
+    }
+    size_t bytes = dnnl_memory_desc_get_size(inner);
+    a->buf = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!a->buf) return gf_fail(GF_ERR_NOMEM, "out of memory: %zu bytes for a reordered tensor", bytes);
+    s = dnnl_memory_create(&a->inner, inner, eng, a->buf);
+    if (s != dnnl_success) return dnnl_fail(s, "creating a memory object");
+    dnnl_primitive_desc_t rpd;
+    s = a->is_output ? dnnl_reorder_primitive_desc_create(&rpd, inner, eng, user, eng, NULL)
+                     : dnnl_reorder_primitive_desc_create(&rpd, user, eng, inner, eng, NULL);
+    if (s != dnnl_success) return dnnl_fail(s, "creating a reorder");
+    s = dnnl_primitive_create(&a->reorder, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    return s == dnnl_success ? GF_OK : dnnl_fail(s, "creating a reorder");
+}
+
+gf_status gf_dnnl_plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, int n_args,
+                             const gf_dnnl_arg_desc *args)
+{
+    dnnl_engine_t eng = NULL;
+    gf_status st = get_engine(&eng);
+    if (st) return st;
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t s = dnnl_primitive_desc_create(&pd, op_desc, NULL, eng, NULL);
+    if (s == dnnl_unimplemented) return GF_OK;
+    if (s != dnnl_success) return dnnl_fail(s, "creating a primitive descriptor");
+    plan->n_args = n_args;
+    for (int i = 0; i < n_args && !st; i++) {
+        gf_dnnl_arg *a = &plan->args[i];
+        a->arg = args[i].arg;
+        a->is_output = args[i].is_output;
+        st = plan_arg(a, eng, &args[i].user, dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a->arg));
+    }
+    if (!st && (s = dnnl_primitive_create(&plan->prim, pd)) != dnnl_success) {
+        plan->prim = NULL;
+        st = dnnl_fail(s, "creating a primitive");
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (st) plan_destroy(plan);
+    return st;
+}
+
+static gf_status run_reorder(gf_dnnl_arg *a, dnnl_stream_t stream)
+{
+    dnnl_exec_arg_t io[2] = {{DNNL_ARG_FROM, a->is_output ? a->inner : a->user},
+                             {DNNL_ARG_TO, a->is_output ? a->user : a->inner}};
+    dnnl_status_t s = dnnl_primitive_execute(a->reorder, stream, 2, io);
+    return s == dnnl_success ? GF_OK : dnnl_fail(s, "reordering");
+}
+
+gf_status gf_dnnl_plan_set_constant(gf_dnnl_plan *plan, int i, const void *data)
+{
+    gf_dnnl_arg *a = &plan->args[i];
+    dnnl_stream_t stream = NULL;
+    gf_status st = get_stream(&stream);
+    if (st) return st;
+    pthread_mutex_lock(&plan->lock);
+    a->ready = NULL;
+    if (data && a->reorder) {
+        dnnl_memory_set_data_handle(a->user, (void *)data);
+        st = run_reorder(a, stream);
+        if (!st && dnnl_stream_wait(stream) != dnnl_success) st = gf_fail(GF_ERR_RUNTIME, "oneDNN stream failed");
+        if (!st) a->ready = data;
+    }
+    pthread_mutex_unlock(&plan->lock);
+    return st;
+}
+
+gf_status gf_dnnl_plan_run(gf_dnnl_plan *plan, void *const *data)
+{
+    dnnl_stream_t stream = NULL;
+    gf_status st = get_stream(&stream);
+    if (st) return st;
+    dnnl_exec_arg_t args[GF_DNNL_MAX_ARGS];
+    pthread_mutex_lock(&plan->lock);
+    for (int i = 0; i < plan->n_args && !st; i++) {
+        gf_dnnl_arg *a = &plan->args[i];
+        args[i] = (dnnl_exec_arg_t){a->arg, a->inner};
+        if (a->ready && a->ready == data[i]) continue;
+        dnnl_memory_set_data_handle(a->user, data[i]);
+        if (a->reorder && !a->is_output) {
+            a->ready = NULL;
+            st = run_reorder(a, stream);
+        }
+    }
+    dnnl_status_t s = dnnl_success;
+    if (!st) s = dnnl_primitive_execute(plan->prim, stream, plan->n_args, args);
+    if (s != dnnl_success) st = dnnl_fail(s, "running a primitive");
+    for (int i = 0; i < plan->n_args && !st; i++)
+        if (plan->args[i].reorder && plan->args[i].is_output) st = run_reorder(&plan->args[i], stream);
+    if (!st && dnnl_stream_wait(stream) != dnnl_success) st = gf_fail(GF_ERR_RUNTIME, "oneDNN stream failed");
+    pthread_mutex_unlock(&plan->lock);
+    return st;
+}
+
+/* ---- the plan cache ---- */
+
+#define CACHE_CAPACITY 512
+
+typedef struct cache_entry {
+    gf_dnnl_plan plan;          /* first, so a plan pointer is its entry's */
+    struct cache_entry *next;
+    gf_dnnl_build_fn build;     /* part of the key: families' keys may look alike */
+    uint64_t hash, last_use;
+    int refs;
+    size_t key_len;
+    unsigned char key[];
+} cache_entry;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static cache_entry *cache_head;
+static int cache_count;
+static uint64_t cache_clock;
+
+static uint64_t hash_bytes(const void *key, size_t len)
+{
+    const unsigned char *p = key;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* Under cache_lock: the entry for key, taken, or NULL. */
+static cache_entry *cache_take(gf_dnnl_build_fn build, const void *key, size_t len, uint64_t hash)
+{
+    for (cache_entry *e = cache_head; e; e = e->next)
+        if (e->hash == hash && e->build == build && e->key_len == len && !memcmp(e->key, key, len)) {
+            e->refs++;
+            e->last_use = ++cache_clock;
+            return e;
+        }
+    return NULL;
+}
+
+static void entry_free(cache_entry *e)
+{
+    plan_destroy(&e->plan);
+    pthread_mutex_destroy(&e->plan.lock);
+    free(e);
+}
+
+/* Under cache_lock: drops the least recently used plan nobody holds. */
+static void cache_evict_one(void)
+{
+    cache_entry **victim = NULL;
+    for (cache_entry **pe = &cache_head; *pe; pe = &(*pe)->next)
+        if (!(*pe)->refs && (!victim || (*pe)->last_use < (*victim)->last_use)) victim = pe;
+    if (!victim) return;
+    cache_entry *e = *victim;
+    *victim = e->next;
+    cache_count--;
+    entry_free(e);
+}
+
+gf_status gf_dnnl_plan_get(const void *key, size_t key_len, gf_dnnl_build_fn build, const void *arg,
+                           gf_dnnl_plan **out)
+{
+    uint64_t hash = hash_bytes(key, key_len);
+    pthread_mutex_lock(&cache_lock);
+    cache_entry *e = cache_take(build, key, key_len, hash);
+    pthread_mutex_unlock(&cache_lock);
+    if (e) {
+        *out = &e->plan;
+        return GF_OK;
+    }
+    /* Build outside the lock: creating a primitive compiles code. */
+    cache_entry *fresh = calloc(1, sizeof *fresh + key_len);
+    if (!fresh) return gf_fail(GF_ERR_NOMEM, "out of memory for a oneDNN plan");
+    pthread_mutex_init(&fresh->plan.lock, NULL);
+    gf_status st = build(&fresh->plan, arg);
+    if (st) {
+        entry_free(fresh);
+        return st;
+    }
+    fresh->build = build;
+    memcpy(fresh->key, key, key_len);
+    fresh->key_len = key_len;
+    fresh->hash = hash;
+    pthread_mutex_lock(&cache_lock);
+    e = cache_take(build, key, key_len, hash); /* another thread may have built it meanwhile */
+    if (!e) {
+        e = fresh;
+        fresh = NULL;
+        e->refs = 1;
+        e->last_use = ++cache_clock;
+        e->next = cache_head;
+        cache_head = e;
+        if (++cache_count > CACHE_CAPACITY) cache_evict_one();
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (fresh) entry_free(fresh);
+    *out = &e->plan;
+    return GF_OK;
+}
+
+void gf_dnnl_plan_release(gf_dnnl_plan *plan)
+{
+    pthread_mutex_lock(&cache_lock);
+    ((cache_entry *)plan)->refs--;
+    pthread_mutex_unlock(&cache_lock);
+}
