@@ -147,6 +147,16 @@ static gf_status split_sizes(const gf_op_ctx *ctx, int *axis, int64_t *sizes, in
         if (count) memcpy(sizes, attr, (size_t)count * sizeof *sizes);
     }
     int64_t dim = x->dims[*axis];
+    if (count == 0 && ctx->node->opset >= 18) {
+        /* num_outputs parts of ceil(dim / n); the last takes what is left. */
+        if (gf_attr_int(ctx->node, "num_outputs", -1) != n)
+            return gf_fail(GF_ERR_INVALID, "without a split input, num_outputs must be given and equal the %d outputs", n);
+        int64_t part = dim / n + (dim % n != 0);
+        for (int k = 0; k < n; k++) sizes[k] = k < n - 1 ? part : dim - part * (n - 1);
+        if (sizes[n - 1] < 0)
+            return gf_fail(GF_ERR_SHAPE, "axis %d of size %lld does not split into %d parts of %lld", *axis, (long long)dim, n, (long long)part);
+        return GF_OK;
+    }
     if (count == 0) {
         if (dim % n)
             return gf_fail(GF_ERR_SHAPE, "axis %d of size %lld does not split into %d equal parts", *axis, (long long)dim, n);
@@ -664,11 +674,11 @@ static gf_status scatter_nd_cpu(gf_op_ctx *ctx)
 
 /* ---- Pad ---- */
 
-typedef enum pad_mode { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE } pad_mode;
+typedef enum pad_mode { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP } pad_mode;
 
 typedef struct pad_plan {
     pad_mode mode;
-    int64_t begin[GF_MAX_RANK], dims[GF_MAX_RANK];  /* begin may be negative: a crop */
+    int64_t begin[GF_MAX_RANK], end[GF_MAX_RANK], dims[GF_MAX_RANK];  /* negative pads crop */
 } pad_plan;
 
 static gf_status pad_mode_of(const gf_op_ctx *ctx, pad_mode *mode)
@@ -677,7 +687,7 @@ static gf_status pad_mode_of(const gf_op_ctx *ctx, pad_mode *mode)
     if (!strcmp(m, "constant")) *mode = PAD_CONSTANT;
     else if (!strcmp(m, "reflect")) *mode = PAD_REFLECT;
     else if (!strcmp(m, "edge")) *mode = PAD_EDGE;
-    else if (!strcmp(m, "wrap")) return gf_fail(GF_ERR_UNSUPPORTED, "mode 'wrap' is not supported");
+    else if (!strcmp(m, "wrap")) *mode = PAD_WRAP;
     else return gf_fail(GF_ERR_INVALID, "unknown mode '%s'", m);
     return GF_OK;
 }
@@ -728,21 +738,20 @@ static gf_status pad_plan_of(const gf_op_ctx *ctx, pad_plan *p, int *dynamic)
         return st;
     }
     if (n != 2 * n_axes) return gf_fail(GF_ERR_INVALID, "pads has %d values; %d axes need %d", n, n_axes, 2 * n_axes);
-    int64_t end[GF_MAX_RANK] = {0};
-    for (int d = 0; d < x->rank; d++) p->begin[d] = 0;
+    for (int d = 0; d < x->rank; d++) p->begin[d] = p->end[d] = 0;
     for (int i = 0; i < n_axes; i++) {
         p->begin[axes[i]] = pads[i];
-        end[axes[i]] = pads[i + n_axes];
+        p->end[axes[i]] = pads[i + n_axes];
     }
     for (int d = 0; d < x->rank; d++) {
-        int64_t dim = x->dims[d], b = p->begin[d], e = end[d];
+        int64_t dim = x->dims[d], b = p->begin[d], e = p->end[d];
         if (b < -dim || e < -dim || __builtin_add_overflow(dim, b, &p->dims[d]) || __builtin_add_overflow(p->dims[d], e, &p->dims[d]) ||
             p->dims[d] < 0)
             return gf_fail(GF_ERR_SHAPE, "pads (%lld, %lld) do not fit axis %d of size %lld", (long long)b, (long long)e, d, (long long)dim);
         /* Edge and reflect read only what cropping (negative pads) leaves, as onnxruntime does. */
         int64_t kept = dim + (b < 0 ? b : 0) + (e < 0 ? e : 0);
         if (p->mode != PAD_CONSTANT && p->dims[d] > 0 && (b > 0 || e > 0)) {
-            if (kept < 1) return gf_fail(GF_ERR_INVALID, "cannot extend axis %d by %s: nothing of it is left", d, p->mode == PAD_EDGE ? "edge" : "reflect");
+            if (kept < 1) return gf_fail(GF_ERR_INVALID, "cannot extend axis %d by edge, reflect or wrap: nothing of it is left", d);
             if (p->mode == PAD_REFLECT && (b > kept - 1 || e > kept - 1))
                 return gf_fail(GF_ERR_INVALID, "reflect pads (%lld, %lld) on axis %d must be smaller than its length %lld",
                                (long long)b, (long long)e, d, (long long)kept);
@@ -780,14 +789,18 @@ static void pad_value(const gf_op_ctx *ctx, unsigned char *value)
     }
 }
 
-/* Where output position o along an axis reads from, or -1 for the constant. */
-static int64_t pad_source(int64_t o, int64_t begin, int64_t dim, pad_mode mode)
+/* Where output position o along an axis reads from, or -1 for the constant.
+ * Negative pads crop first: [lo, lo + kept) is what is left of the axis. The
+ * edge and reflect formulas read inside it as long as pad_plan_of's checks hold. */
+static int64_t pad_source(int64_t o, int64_t begin, int64_t end, int64_t dim, pad_mode mode)
 {
     int64_t i = o - begin;
     if (i >= 0 && i < dim) return i;
+    int64_t lo = begin < 0 ? -begin : 0, kept = dim + (begin < 0 ? begin : 0) + (end < 0 ? end : 0);
     switch (mode) {
     case PAD_EDGE: return i < 0 ? 0 : dim - 1;
     case PAD_REFLECT: return i < 0 ? -i : 2 * (dim - 1) - i;
+    case PAD_WRAP: return lo + ((i - lo) % kept + kept) % kept;
     default: return -1;
     }
 }
@@ -816,7 +829,7 @@ static gf_status pad_cpu(gf_op_ctx *ctx)
     if (!maps) return gf_fail(GF_ERR_NOMEM, "out of memory");
     for (int d = 0; d < r; d++) {
         map[d] = d ? map[d - 1] + y->dims[d - 1] : maps;
-        for (int64_t o = 0; o < y->dims[d]; o++) map[d][o] = pad_source(o, p.begin[d], x->dims[d], p.mode);
+        for (int64_t o = 0; o < y->dims[d]; o++) map[d][o] = pad_source(o, p.begin[d], p.end[d], x->dims[d], p.mode);
     }
     strides_of(x, xs);
     int64_t n = y->dims[r - 1], rows = numel / n;
@@ -1335,8 +1348,8 @@ static gf_status block_size(const gf_op_ctx *ctx, int64_t *b)
     return GF_OK;
 }
 
-/* Whether DepthToSpace reads channels depth-column-row (DCR, the default) or column-row-depth. */
-static gf_status depth_to_space_crd(const gf_op_ctx *ctx, int *crd)
+/* Whether channels are ordered depth-column-row (DCR, the default) or column-row-depth. */
+static gf_status block_mode_crd(const gf_op_ctx *ctx, int *crd)
 {
     const char *mode = gf_attr_string(ctx->node, "mode", "DCR");
     *crd = 0;
@@ -1351,7 +1364,7 @@ static gf_status depth_to_space_infer(gf_op_ctx *ctx)
     int crd;
     gf_status st = gf_check_inputs(ctx, 1, 1);
     if (!st) st = block_size(ctx, &b);
-    if (!st) st = depth_to_space_crd(ctx, &crd);
+    if (!st) st = block_mode_crd(ctx, &crd);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
     if (x->dims[1] % (b * b))
@@ -1369,7 +1382,7 @@ static gf_status depth_to_space_cpu(gf_op_ctx *ctx)
     int64_t b;
     int crd;
     gf_status st = block_size(ctx, &b);
-    if (!st) st = depth_to_space_crd(ctx, &crd);
+    if (!st) st = block_mode_crd(ctx, &crd);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
     int64_t n = x->dims[0], c = x->dims[1] / (b * b), h = x->dims[2], w = x->dims[3], sc = h * w;
@@ -1383,8 +1396,10 @@ static gf_status depth_to_space_cpu(gf_op_ctx *ctx)
 static gf_status space_to_depth_infer(gf_op_ctx *ctx)
 {
     int64_t b, dims[4];
+    int crd;
     gf_status st = gf_check_inputs(ctx, 1, 1);
     if (!st) st = block_size(ctx, &b);
+    if (!st) st = block_mode_crd(ctx, &crd);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
     if (x->dims[2] % b || x->dims[3] % b)
@@ -1401,19 +1416,23 @@ static gf_status space_to_depth_infer(gf_op_ctx *ctx)
 static gf_status space_to_depth_cpu(gf_op_ctx *ctx)
 {
     int64_t b;
+    int crd;
     gf_status st = block_size(ctx, &b);
+    if (!st) st = block_mode_crd(ctx, &crd);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
     int64_t n = x->dims[0], c = x->dims[1], h = x->dims[2], w = x->dims[3];
-    /* Output viewed as [N, b(i), b(j), C, H/b, W/b], reading input (n, c, h'*b + i, w'*b + j). */
-    block_view v = {{n, b, b, c, h / b, w / b}, {c * h * w, w, 1, h * w, b * w, b}};
+    /* Output viewed as [N, b(i), b(j), C, H/b, W/b] (DCR) or [N, C, b(i), b(j), H/b, W/b] (CRD),
+     * reading input (n, c, h'*b + i, w'*b + j). */
+    block_view v = crd ? (block_view){{n, c, b, b, h / b, w / b}, {c * h * w, h * w, w, 1, b * w, b}}
+                       : (block_view){{n, b, b, c, h / b, w / b}, {c * h * w, w, 1, h * w, b * w, b}};
     gf_copy_strided(ctx->outputs[0]->data, x->data, gf_dtype_size(x->dtype), 6, v.dims, v.strides);
     return GF_OK;
 }
 
 const gf_op gf_ops_index[] = {
     {"", "Concat", 1, 0, concat_infer, concat_cpu},
-    {"", "Split", 1, 17, split_infer, split_cpu},
+    {"", "Split", 1, 0, split_infer, split_cpu},
     {"", "Slice", 1, 0, slice_infer, slice_cpu},
     {"", "Gather", 1, 0, gather_infer, gather_cpu},
     {"", "GatherElements", 11, 0, gather_elements_infer, gather_elements_cpu},

@@ -37,6 +37,8 @@ typedef struct gf_op {
     int until_version;          /* last opset it serves; 0 for "up to now" */
     gf_op_fn infer;
     gf_op_fn cpu;
+    int shape_only;             /* output depends on the inputs' shapes alone (Shape, Size):
+                                   computed at plan time whenever those shapes are known */
 } gf_op;
 
 /* Each family file defines its table:

@@ -436,7 +436,7 @@ static gf_status constant_of_shape_cpu(gf_op_ctx *ctx)
     return st;
 }
 
-static int is_float_type(gf_dtype t) { return t == GF_FLOAT || t == GF_DOUBLE; }
+static int is_float_type(gf_dtype t) { return t == GF_FLOAT || t == GF_DOUBLE || t == GF_FLOAT16 || t == GF_BFLOAT16; }
 
 /* Element count of Range: max(ceil((limit - start) / delta), 0), checked. */
 static gf_status range_count(const gf_tensor *start, const gf_tensor *limit, const gf_tensor *delta, int64_t *n)
@@ -458,7 +458,7 @@ static gf_status range_count(const gf_tensor *start, const gf_tensor *limit, con
 
 static gf_status range_infer(gf_op_ctx *ctx)
 {
-    static const gf_dtype types[] = {GF_FLOAT, GF_DOUBLE, GF_INT16, GF_INT32, GF_INT64, GF_UNDEFINED};
+    static const gf_dtype types[] = {GF_FLOAT, GF_DOUBLE, GF_FLOAT16, GF_BFLOAT16, GF_INT16, GF_INT32, GF_INT64, GF_UNDEFINED};
     gf_status st = gf_check_inputs(ctx, 3, 3);
     if (!st) st = gf_check_dtype(ctx, 0, types);
     for (int i = 0; i < 3 && !st; i++) {
@@ -619,8 +619,8 @@ static gf_status trilu_cpu(gf_op_ctx *ctx)
 }
 
 const gf_op gf_ops_shape[] = {
-    {"", "Shape", 1, 0, shape_infer, shape_cpu},
-    {"", "Size", 1, 0, size_infer, size_cpu},
+    {"", "Shape", 1, 0, shape_infer, shape_cpu, .shape_only = 1},
+    {"", "Size", 1, 0, size_infer, size_cpu, .shape_only = 1},
     {"", "Reshape", 1, 0, reshape_infer, copy_input},
     {"", "Flatten", 1, 0, flatten_infer, copy_input},
     {"", "Squeeze", 1, 0, squeeze_infer, copy_input},

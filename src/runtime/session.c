@@ -220,7 +220,7 @@ static gf_status plan_node(gf_session *s, int ni)
         if (io.outputs[k] && io.outputs[k]->rank == GF_RANK_DYNAMIC) dynamic = 1;
     s->node_dynamic[ni] = (char)dynamic;
 
-    if (all_const && !dynamic) {
+    if ((all_const || n->op->shape_only) && !dynamic) {
         /* Every input is known: compute the outputs now, once. */
         for (int k = 0; k < n->n_outputs && !st; k++) {
             int v = n->outputs[k];
@@ -364,9 +364,10 @@ static gf_status prepare_dynamic(gf_session *s, const gf_node *n, node_io *io)
         gf_tensor *t = io->outputs[k];
         if (!t || t->rank == GF_RANK_DYNAMIC) continue;
         st = check_inferred(&s->g->values[n->outputs[k]], t);
+        if (st) break;
         size_t bytes = gf_tensor_nbytes(t);
-        if (!st && !(t->data = malloc(bytes ? bytes : 1))) st = gf_fail(GF_ERR_NOMEM, "out of memory: %zu bytes", bytes);
-        if (!st) t->owns_data = 1;
+        if (!(t->data = malloc(bytes ? bytes : 1))) st = gf_fail(GF_ERR_NOMEM, "out of memory: %zu bytes", bytes);
+        else t->owns_data = 1;
     }
     return st;
 }
