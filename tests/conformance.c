@@ -35,6 +35,7 @@ typedef struct options {
     int verbose;
     double max_rel; /* > 0: tolerance relative to the largest expected magnitude (model tests) */
     int skip_missing; /* a missing DIR skips (exit 77) instead of failing */
+    int strict;       /* unsupported counts as failed: for models graft must run */
 } options;
 
 typedef struct counts {
@@ -275,6 +276,7 @@ static void run_collection(const char *dir, const options *o, counts *c)
         if (!is_dir(path)) continue;
         msg[0] = '\0';
         verdict v = run_case(path, names[i], o, msg, sizeof msg);
+        if (v == UNSUPPORTED && o->strict) v = FAILED;
         const char *word = v == PASSED ? "PASS" : v == FAILED ? "FAIL" : "UNSUPPORTED";
         if (v == PASSED) c->passed++;
         else if (v == FAILED) c->failed++;
@@ -301,6 +303,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) o.verbose = 1;
         else if (!strcmp(argv[i], "--max-rel") && i + 1 < argc) o.max_rel = atof(argv[++i]);
         else if (!strcmp(argv[i], "--skip-missing")) o.skip_missing = 1;
+        else if (!strcmp(argv[i], "--strict")) o.strict = 1;
         else if (!strcmp(argv[i], "--min-passed") && i + 1 < argc && n_floors < 16) {
             char *eq = strrchr(argv[++i], '=');
             if (!eq) {
@@ -311,7 +314,7 @@ int main(int argc, char **argv)
             floors[n_floors].dir = argv[i];
             floors[n_floors++].min = atoi(eq + 1);
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: conformance [--filter SUBSTR] [--verbose] [--max-rel X] [--min-passed DIR=N] [--skip-missing] [DIR ...]\n");
+            fprintf(stderr, "usage: conformance [--filter SUBSTR] [--verbose] [--max-rel X] [--min-passed DIR=N] [--skip-missing] [--strict] [DIR ...]\n");
             return 2;
         } else if (n_dirs < 64) dirs[n_dirs++] = argv[i];
     }
