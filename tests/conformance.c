@@ -19,17 +19,6 @@
 #define RTOL 1e-3
 #define ATOL 1e-5
 
-typedef struct tolerance {
-    const char *case_prefix;
-    double rtol, atol;
-    const char *why;
-} tolerance;
-
-/* Cases whose reference was computed in a way float32 cannot match at the default. */
-static const tolerance looser[] = {
-    {NULL, 0, 0, NULL},
-};
-
 typedef struct options {
     const char *filter;
     int verbose;
@@ -80,17 +69,6 @@ static void free_list(char **names, int n)
 {
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
-}
-
-static void tolerance_for(const char *name, double *rtol, double *atol)
-{
-    *rtol = RTOL;
-    *atol = ATOL;
-    for (const tolerance *t = looser; t->case_prefix; t++)
-        if (!strncmp(name, t->case_prefix, strlen(t->case_prefix))) {
-            *rtol = t->rtol;
-            *atol = t->atol;
-        }
 }
 
 static double value_at(const gf_tensor *t, int64_t i)
@@ -169,7 +147,7 @@ static int compare(const gf_tensor *got, const gf_tensor *want, double rtol, dou
 
 typedef enum verdict { PASSED, FAILED, UNSUPPORTED } verdict;
 
-static verdict run_data_set(gf_model *m, gf_session *s, const char *set_dir, const char *name, const options *o,
+static verdict run_data_set(gf_model *m, gf_session *s, const char *set_dir, const options *o,
                             char *msg, size_t len)
 {
     int n_in = gf_model_num_inputs(m), n_out = gf_model_num_outputs(m);
@@ -201,11 +179,9 @@ static verdict run_data_set(gf_model *m, gf_session *s, const char *set_dir, con
             v = st == GF_ERR_UNSUPPORTED ? UNSUPPORTED : FAILED;
         }
     }
-    double rtol, atol;
-    tolerance_for(name, &rtol, &atol);
     for (int i = 0; i < n_out && v == PASSED; i++) {
         char why[512];
-        if (!compare(got[i], want[i], rtol, atol, o->max_rel, why, sizeof why)) {
+        if (!compare(got[i], want[i], RTOL, ATOL, o->max_rel, why, sizeof why)) {
             snprintf(msg, len, "output %d ('%s'): %s", i, gf_model_output(m, i).name, why);
             v = FAILED;
         }
@@ -243,7 +219,7 @@ static verdict run_case(const char *dir, const char *name, const options *o, cha
     for (int i = 0; i < n_sets && v == PASSED; i++) {
         if (strncmp(sets[i], "test_data_set_", 14)) continue;
         snprintf(path, sizeof path, "%s/%s", dir, sets[i]);
-        v = run_data_set(m, s, path, name, o, msg, len);
+        v = run_data_set(m, s, path, o, msg, len);
         ran++;
     }
     if (v == PASSED && !ran) {
