@@ -197,7 +197,7 @@ static verdict run_data_set(gf_model *m, gf_session *s, const char *set_dir, con
     return v;
 }
 
-static verdict run_case(const char *dir, const char *name, const options *o, char *msg, size_t len)
+static verdict run_case(const char *dir, const options *o, char *msg, size_t len)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.onnx", dir);
@@ -251,7 +251,7 @@ static void run_collection(const char *dir, const options *o, counts *c)
         else snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         if (!is_dir(path)) continue;
         msg[0] = '\0';
-        verdict v = run_case(path, names[i], o, msg, sizeof msg);
+        verdict v = run_case(path, o, msg, sizeof msg);
         if (v == UNSUPPORTED && o->strict) v = FAILED;
         const char *word = v == PASSED ? "PASS" : v == FAILED ? "FAIL" : "UNSUPPORTED";
         if (v == PASSED) c->passed++;
