@@ -8,6 +8,7 @@
 
 void gf_set_shape(gf_tensor *t, gf_dtype dtype, int rank, const int64_t *dims)
 {
+    if (!t) return; /* an omitted optional output */
     t->dtype = dtype;
     t->rank = rank;
     for (int i = 0; i < rank && i < GF_MAX_RANK; i++) t->dims[i] = dims[i];
@@ -15,6 +16,7 @@ void gf_set_shape(gf_tensor *t, gf_dtype dtype, int rank, const int64_t *dims)
 
 void gf_set_like(gf_tensor *t, const gf_tensor *like)
 {
+    if (!t) return;
     gf_set_shape(t, like->dtype, like->rank, like->dims);
 }
 

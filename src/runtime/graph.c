@@ -223,7 +223,7 @@ gf_status gf_graph_sort(gf_graph *g)
     sorted = malloc(n1 * sizeof(gf_node));
     if (!sorted) goto nomem;
     for (int i = 0; i < nn; i++) sorted[i] = g->nodes[queue[i]];
-    memcpy(g->nodes, sorted, (size_t)nn * sizeof(gf_node));
+    if (nn) memcpy(g->nodes, sorted, (size_t)nn * sizeof(gf_node));
     for (int i = 0; i < nn; i++)
         for (int o = 0; o < g->nodes[i].n_outputs; o++)
             if (g->nodes[i].outputs[o] >= 0) g->values[g->nodes[i].outputs[o]].producer = i;

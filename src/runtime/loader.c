@@ -155,6 +155,11 @@ static gf_status convert_node(gf_graph *g, Onnx__NodeProto *np, int index)
         st = gf_fail(GF_ERR_PARSE, "node '%s' has no op type", n->name);
         goto out;
     }
+    /* Every op's first output is required; kernels may rely on it. */
+    if (n->n_outputs == 0 || n->outputs[0] < 0) {
+        st = gf_fail(GF_ERR_INVALID, "node '%s' (%s) has no first output", n->name, n->op_type);
+        goto out;
+    }
     n->attrs = calloc(np->n_attribute + 1, sizeof(gf_attr));
     if (!n->attrs) {
         st = gf_fail(GF_ERR_NOMEM, "out of memory");

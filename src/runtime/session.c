@@ -272,7 +272,7 @@ static gf_status plan_memory(gf_session *s)
     size_t total = gf_plan_arena(life, n);
     gf_status st = GF_OK;
     if (total == (size_t)-1) st = gf_fail(GF_ERR_NOMEM, "out of memory planning the arena");
-    else if (total && !(s->arena = aligned_alloc(GF_ARENA_ALIGN, total)))
+    else if (!(s->arena = aligned_alloc(GF_ARENA_ALIGN, total ? total : GF_ARENA_ALIGN)))
         st = gf_fail(GF_ERR_NOMEM, "cannot allocate the %zu-byte activation arena", total);
     if (!st) {
         s->arena_bytes = total;
