@@ -155,11 +155,7 @@ static gf_status convert_node(gf_graph *g, Onnx__NodeProto *np, int index)
         st = gf_fail(GF_ERR_PARSE, "node '%s' has no op type", n->name);
         goto out;
     }
-    /* Every op's first output is required; kernels may rely on it. */
-    if (n->n_outputs == 0 || n->outputs[0] < 0) {
-        st = gf_fail(GF_ERR_INVALID, "node '%s' (%s) has no first output", n->name, n->op_type);
-        goto out;
-    }
+
     n->attrs = calloc(np->n_attribute + 1, sizeof(gf_attr));
     if (!n->attrs) {
         st = gf_fail(GF_ERR_NOMEM, "out of memory");
@@ -191,6 +187,9 @@ static gf_status resolve_ops(gf_graph *g)
         } else {
             n->opset = (int)opset;
             n->op = gf_op_find(n->domain, n->op_type, n->opset);
+            /* The first output of every op graft runs is required; kernels rely on it. */
+            if (n->op && (n->n_outputs == 0 || n->outputs[0] < 0))
+                return gf_fail(GF_ERR_INVALID, "node '%s' (%s) has no first output", n->name, n->op_type);
             if (n->op) continue;
             why = gf_op_known(n->domain, n->op_type) ? "not supported at this opset" : "not supported";
         }
