@@ -93,9 +93,10 @@ def main():
     expect_error("unknown op and domain", ["info", save(unknown, p("unknown.onnx"))],
                  "2 nodes cannot run", "frob", "FrobnicateAll", "wob", "com.example.Wobble")
 
+    short_w = numpy_helper.from_array(np.zeros(4, np.float32), "w")
+    short_w.raw_data = b"\0" * 8  # half of what its dims need
     short = small_model([helper.make_node("Add", ["x", "w"], ["y"], name="add")], [vinfo("x", [4])],
-                        [vinfo("y", [4])],
-                        [helper.make_tensor("w", TensorProto.FLOAT, [4], b"\0" * 8, raw=True)])
+                        [vinfo("y", [4])], [short_w])
     expect_error("tensor data shorter than its dims", ["info", save(short, p("short.onnx"))],
                  "'w'", "8 bytes", "16")
 
