@@ -151,6 +151,28 @@ void gf_session_profile_reset(gf_session *s);
 
 const char *gf_backends(void);  /* "cpu" or "cpu, cuda" */
 
+/* ---- data: images for classification ---- */
+
+/* 8-bit pixels, row-major, channels interleaved (RGB or grey). */
+typedef struct gf_image {
+    int width, height, channels;
+    uint8_t *pixels;            /* owned; width * height * channels bytes */
+} gf_image;
+
+/* Decodes a JPEG or PNG file (told apart by content, not by name) into `channels`
+ * 8-bit channels: 3 for RGB, 1 for grey. 16-bit, palette and alpha PNGs are
+ * converted. A truncated or foreign file fails with a message naming it. */
+gf_status gf_image_load(const char *path, int channels, gf_image *out);
+void gf_image_free(gf_image *img);
+/* Scales so the shorter side is `shorter` (the longer one keeps the aspect ratio,
+ * rounded down), bilinear with antialiasing when shrinking, as Pillow's BILINEAR. */
+gf_status gf_image_resize_shorter(const gf_image *img, int shorter, gf_image *out);
+gf_status gf_image_resize(const gf_image *img, int width, int height, gf_image *out);
+/* The centered width x height window; fails when the image is smaller. */
+gf_status gf_image_center_crop(const gf_image *img, int width, int height, gf_image *out);
+/* Planar float, channel-major: dst[c][y][x] = (pixel / 255 - mean[c]) / std[c]. */
+void gf_image_to_chw(const gf_image *img, const float *mean, const float *std, float *dst);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,1 +1,194 @@
-/* being written */
+/* Decoding JPEG (libjpeg-turbo) and PNG (libpng) files into 8-bit RGB or grey.
+ * Both libraries report errors by calling back; we longjmp out of the callback
+ * and turn the failure into a message that names the file. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+#include <png.h>
+
+#include "graft.h"
+#include "runtime/error.h"
+
+/* Refuses absurd headers before allocating (about 1 GiB of RGB). */
+#define MAX_PIXELS ((int64_t)1 << 28)
+
+void gf_image_free(gf_image *img)
+{
+    if (!img) return;
+    free(img->pixels);
+    img->pixels = NULL;
+    img->width = img->height = img->channels = 0;
+}
+
+static gf_status alloc_pixels(const char *path, int width, int height, int channels, uint8_t **out)
+{
+    if (width <= 0 || height <= 0 || (int64_t)width * height > MAX_PIXELS)
+        return gf_fail(GF_ERR_UNSUPPORTED, "%s: image size %dx%d is not supported", path, width, height);
+    *out = malloc((size_t)width * (size_t)height * (size_t)channels);
+    if (!*out) return gf_fail(GF_ERR_NOMEM, "%s: out of memory for a %dx%d image", path, width, height);
+    return GF_OK;
+}
+
+/* ---- JPEG ---- */
+
+typedef struct jpeg_failure {
+    struct jpeg_error_mgr mgr;
+    jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+} jpeg_failure;
+
+static void jpeg_on_error(j_common_ptr cinfo)
+{
+    jpeg_failure *f = (jpeg_failure *)cinfo->err;
+    f->mgr.format_message(cinfo, f->message);
+    longjmp(f->jump, 1);
+}
+
+/* libjpeg only warns about a file that ends early and fills the rest with grey;
+ * a truncated image is an error here. Other warnings are ignored. */
+static void jpeg_on_message(j_common_ptr cinfo, int level)
+{
+    if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(cinfo);
+}
+
+static gf_status load_jpeg(const char *path, FILE *file, int channels, gf_image *out)
+{
+    struct jpeg_decompress_struct cinfo;
+    jpeg_failure failure;
+
+    cinfo.err = jpeg_std_error(&failure.mgr);
+    failure.mgr.error_exit = jpeg_on_error;
+    failure.mgr.emit_message = jpeg_on_message;
+    failure.message[0] = 0;
+    if (setjmp(failure.jump)) {
+        jpeg_destroy_decompress(&cinfo);
+        gf_image_free(out);
+        return gf_fail(GF_ERR_PARSE, "%s: broken JPEG: %s", path, failure.message);
+    }
+    jpeg_create_decompress(&cinfo);
+    jpeg_stdio_src(&cinfo, file);
+    jpeg_read_header(&cinfo, TRUE);
+    cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_start_decompress(&cinfo);
+    if (cinfo.output_components != channels) {
+        jpeg_destroy_decompress(&cinfo);
+        return gf_fail(GF_ERR_UNSUPPORTED, "%s: cannot convert this JPEG's color space to %d channels", path, channels);
+    }
+    gf_status st = alloc_pixels(path, (int)cinfo.output_width, (int)cinfo.output_height, channels, &out->pixels);
+    if (st) {
+        jpeg_destroy_decompress(&cinfo);
+        return st;
+    }
+    size_t stride = (size_t)cinfo.output_width * (size_t)channels;
+    while (cinfo.output_scanline < cinfo.output_height) {
+        JSAMPROW row = out->pixels + (size_t)cinfo.output_scanline * stride;
+        jpeg_read_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_decompress(&cinfo);
+    out->width = (int)cinfo.output_width;
+    out->height = (int)cinfo.output_height;
+    out->channels = channels;
+    jpeg_destroy_decompress(&cinfo);
+    return GF_OK;
+}
+
+/* ---- PNG ---- */
+
+typedef struct png_failure {
+    char message[256];
+} png_failure;
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+    png_failure *f = png_get_error_ptr(png);
+    snprintf(f->message, sizeof f->message, "%s", msg);
+    png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg) { (void)png, (void)msg; }
+
+/* Asks libpng for 8-bit samples in `channels` channels whatever the file holds. */
+static void png_request_8bit(png_structp png, png_infop info, int channels)
+{
+    int color = png_get_color_type(png, info);
+    png_set_expand(png);        /* palette -> RGB, grey < 8 bits -> 8, tRNS -> alpha */
+    png_set_scale_16(png);
+    png_set_strip_alpha(png);
+    if (channels == 3 && !(color & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(png);
+    if (channels == 1 && (color & PNG_COLOR_MASK_COLOR)) png_set_rgb_to_gray_fixed(png, 1, -1, -1);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+}
+
+static gf_status load_png(const char *path, FILE *file, int channels, gf_image *out)
+{
+    png_failure failure = {{0}};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &failure, png_on_error, png_on_warning);
+    if (!png) return gf_fail(GF_ERR_NOMEM, "%s: out of memory", path);
+    png_infop info = png_create_info_struct(png);
+    png_bytep *volatile rows = NULL;
+    if (!info) {
+        png_destroy_read_struct(&png, NULL, NULL);
+        return gf_fail(GF_ERR_NOMEM, "%s: out of memory", path);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        gf_image_free(out);
+        free(rows);
+        if (feof(file)) return gf_fail(GF_ERR_PARSE, "%s: broken PNG: the file ends early (truncated?)", path);
+        return gf_fail(GF_ERR_PARSE, "%s: broken PNG: %s", path, failure.message);
+    }
+    png_init_io(png, file);
+    png_read_info(png, info);
+    png_request_8bit(png, info, channels);
+    int width = (int)png_get_image_width(png, info), height = (int)png_get_image_height(png, info);
+    if ((int)png_get_channels(png, info) != channels || png_get_bit_depth(png, info) != 8) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return gf_fail(GF_ERR_UNSUPPORTED, "%s: cannot convert this PNG to 8-bit with %d channels", path, channels);
+    }
+    gf_status st = alloc_pixels(path, width, height, channels, &out->pixels);
+    if (st) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return st;
+    }
+    png_bytep *row_list = malloc((size_t)height * sizeof *row_list);
+    if (!row_list) longjmp(png_jmpbuf(png), 1);
+    rows = row_list;
+    for (int y = 0; y < height; y++) row_list[y] = out->pixels + (size_t)y * (size_t)width * (size_t)channels;
+    png_read_image(png, row_list);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    free(row_list);
+    out->width = width;
+    out->height = height;
+    out->channels = channels;
+    return GF_OK;
+}
+
+gf_status gf_image_load(const char *path, int channels, gf_image *out)
+{
+    memset(out, 0, sizeof *out);
+    if (channels != 1 && channels != 3)
+        return gf_fail(GF_ERR_INVALID, "%s: images load as 1 or 3 channels, not %d", path, channels);
+    FILE *file = fopen(path, "rb");
+    if (!file) return gf_fail(GF_ERR_IO, "%s: %s", path, strerror(errno));
+    uint8_t magic[8] = {0};
+    size_t got = fread(magic, 1, sizeof magic, file);
+    rewind(file);
+    gf_status st;
+    if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF)
+        st = load_jpeg(path, file, channels, out);
+    else if (got == 8 && png_sig_cmp(magic, 0, 8) == 0)
+        st = load_png(path, file, channels, out);
+    else if (got == 0)
+        st = gf_fail(GF_ERR_PARSE, "%s: the file is empty, not a JPEG or PNG image", path);
+    else
+        st = gf_fail(GF_ERR_PARSE, "%s: not a JPEG or PNG image", path);
+    fclose(file);
+    return st;
+}

@@ -1,0 +1,124 @@
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/error.h"
+
+int cli_fail(void)
+{
+    fprintf(stderr, "graft: %s\n", gf_last_error());
+    return 1;
+}
+
+void cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "graft %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'graft %s --help'.\n", cmd);
+    exit(2);
+}
+
+int cli_is_help(const char *arg) { return !strcmp(arg, "--help") || !strcmp(arg, "-h"); }
+
+int cli_flag(const char *cmd, int argc, char **argv, int *i, const char *flag, const char **value)
+{
+    const char *arg = argv[*i];
+    size_t n = strlen(flag);
+    if (strncmp(arg, flag, n)) return 0;
+    if (arg[n] == '=') {
+        *value = arg + n + 1;
+        return 1;
+    }
+    if (arg[n]) return 0;
+    if (*i + 1 >= argc) cli_usage_error(cmd, "%s needs a value", flag);
+    *value = argv[++*i];
+    return 1;
+}
+
+int cli_int(const char *cmd, const char *flag, const char *text, int min, int max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max)
+        cli_usage_error(cmd, "%s wants a whole number from %d to %d, not '%s'", flag, min, max, text);
+    return (int)v;
+}
+
+void cli_floats(const char *cmd, const char *flag, const char *text, float *out, int n)
+{
+    const char *p = text;
+    for (int k = 0; k < n; k++) {
+        char *end;
+        errno = 0;
+        out[k] = strtof(p, &end);
+        if (errno || end == p || (k + 1 < n ? *end != ',' : *end != 0))
+            cli_usage_error(cmd, "%s wants %d comma-separated numbers, not '%s'", flag, n, text);
+        p = end + 1;
+    }
+}
+
+void cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+            else fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+void cli_io_shape(const gf_io_info *io, char *buf, size_t len)
+{
+    if (io->rank < 0) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    size_t at = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < io->rank && at < len; d++) {
+        const char *sep = d ? "," : "";
+        if (io->dims[d] >= 0) at += (size_t)snprintf(buf + at, len - at, "%s%lld", sep, (long long)io->dims[d]);
+        else if (io->dim_names && io->dim_names[d]) at += (size_t)snprintf(buf + at, len - at, "%s%s", sep, io->dim_names[d]);
+        else at += (size_t)snprintf(buf + at, len - at, "%s?", sep);
+    }
+    if (at < len) snprintf(buf + at, len - at, "]");
+}
+
+gf_status cli_concrete_shape(const gf_io_info *io, int batch, gf_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    if (io->rank < 0 || io->rank > GF_MAX_RANK)
+        return gf_fail(GF_ERR_UNSUPPORTED, "input '%s' has no known rank; give real data with 'graft run --input'",
+                       io->name);
+    t->dtype = io->dtype;
+    t->rank = io->rank;
+    for (int d = 0; d < io->rank; d++) {
+        if (io->dims[d] >= 0) t->dims[d] = io->dims[d];
+        else if (d == 0) t->dims[d] = batch;
+        else if (io->rank >= 3 && d >= 2) t->dims[d] = 224; /* a spatial dim */
+        else t->dims[d] = batch;
+    }
+    return GF_OK;
+}
+
+double cli_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}

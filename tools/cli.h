@@ -1,0 +1,38 @@
+/* Helpers shared by the graft subcommands: flag parsing, JSON text, errors.
+ * Conventions: a library failure prints "graft: <message>" and exits 1; a usage
+ * mistake prints what is wrong and a hint to --help, and exits 2. */
+#ifndef GRAFT_CLI_H
+#define GRAFT_CLI_H
+
+#include <stdio.h>
+
+#include "graft.h"
+
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Prints "graft: <gf_last_error()>" to stderr; returns 1 for `return cli_fail();`. */
+int cli_fail(void);
+/* Prints "graft CMD: <message>" and a --help hint to stderr, exits 2. */
+void cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+
+int cli_is_help(const char *arg);
+/* If argv[*i] is `flag` (as "--flag VALUE" or "--flag=VALUE"), stores the value,
+ * advances *i past it and returns 1; a missing value is a usage error. */
+int cli_flag(const char *cmd, int argc, char **argv, int *i, const char *flag, const char **value);
+int cli_int(const char *cmd, const char *flag, const char *text, int min, int max);
+/* Exactly n comma-separated numbers. */
+void cli_floats(const char *cmd, const char *flag, const char *text, float *out, int n);
+
+/* Writes s as a JSON string literal, quotes included. */
+void cli_json_string(FILE *f, const char *s);
+/* "[1,3,224,224]" with symbolic dims by name ("[batch,3,224,224]"); "?" where unknown. */
+void cli_io_shape(const gf_io_info *io, char *buf, size_t len);
+/* The concrete shape used when a command has no real data: a symbolic or
+ * unknown first dim is `batch`, other unknown dims of an image-like input 224.
+ * Returns GF_OK or fails (unknown rank). `t->data` is left NULL. */
+gf_status cli_concrete_shape(const gf_io_info *io, int batch, gf_tensor *t);
+double cli_now_ms(void);
+
+#endif
