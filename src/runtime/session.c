@@ -284,7 +284,7 @@ static gf_status plan_memory(gf_session *s)
     return st;
 }
 
-gf_status gf_session_plan(gf_session *s, const gf_tensor *const *inputs)
+static gf_status plan(gf_session *s, const gf_tensor *const *inputs)
 {
     const gf_graph *g = s->g;
     release_plan(s);
@@ -323,6 +323,13 @@ gf_status gf_session_plan(gf_session *s, const gf_tensor *const *inputs)
     }
     s->planned = 1;
     return GF_OK;
+}
+
+/* The public entry points name the model's file in their errors. */
+gf_status gf_session_plan(gf_session *s, const gf_tensor *const *inputs)
+{
+    gf_status st = plan(s, inputs);
+    return st ? gf_fail_context(st, "%s", s->model->path) : GF_OK;
 }
 
 static int same_shapes(const gf_session *s, const gf_tensor *const *inputs)
@@ -398,8 +405,8 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
     for (int i = 0; i < g->n_inputs; i++)
         if (!inputs[i]) return gf_fail(GF_ERR_INVALID, "input '%s' is missing", g->values[g->inputs[i]].name);
     if (!s->planned || !same_shapes(s, inputs)) {
-        gf_status st = gf_session_plan(s, inputs);
-        if (st) return st;
+        gf_status st = plan(s, inputs);
+        if (st) return gf_fail_context(st, "%s", s->model->path);
     }
     for (int i = 0; i < g->n_inputs; i++) s->vals[g->inputs[i]].data = inputs[i]->data;
 
@@ -423,12 +430,14 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
         st = copy_out(&s->vals[g->outputs[i]], &g->values[g->outputs[i]], &outputs[i]);
     for (int i = 0; i < g->n_inputs; i++) s->vals[g->inputs[i]].data = NULL;
     free_dynamic(s);
-    if (st)
+    if (st) {
         for (int i = 0; i < g->n_outputs; i++) {
             gf_tensor_free(outputs[i]);
             outputs[i] = NULL;
         }
-    return st;
+        return gf_fail_context(st, "%s", s->model->path);
+    }
+    return GF_OK;
 }
 
 static int by_time_desc(const void *a, const void *b)
