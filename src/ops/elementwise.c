@@ -494,10 +494,44 @@ static gf_status where_cpu(gf_op_ctx *ctx)
     return GF_OK;
 }
 
+/* Before opset 7 a 1-D PRelu slope holds one value per channel (axis 1), as in
+ * Caffe and PyTorch; from 7 on it broadcasts like numpy. Both run the same
+ * kernel, with the old slope seen as [C, 1, ..., 1]. */
+static gf_op_ctx legacy_prelu(gf_op_ctx *ctx, const gf_tensor *ins[2], gf_tensor *slope)
+{
+    gf_op_ctx c = *ctx;
+    const gf_tensor *x = ctx->inputs[0], *s = ctx->n_inputs == 2 ? ctx->inputs[1] : NULL;
+    if (x && s && x->rank >= 2 && s->rank == 1 && s->dims[0] == x->dims[1] && s->dims[0] != 1) {
+        *slope = *s;
+        slope->rank = x->rank - 1;
+        for (int d = 1; d < slope->rank; d++) slope->dims[d] = 1;
+        ins[0] = x;
+        ins[1] = slope;
+        c.inputs = ins;
+    }
+    return c;
+}
+
+static gf_status legacy_prelu_infer(gf_op_ctx *ctx)
+{
+    const gf_tensor *ins[2];
+    gf_tensor slope;
+    gf_op_ctx c = legacy_prelu(ctx, ins, &slope);
+    return elementwise_infer(&c);
+}
+
+static gf_status legacy_prelu_cpu(gf_op_ctx *ctx)
+{
+    const gf_tensor *ins[2];
+    gf_tensor slope;
+    gf_op_ctx c = legacy_prelu(ctx, ins, &slope);
+    return elementwise_cpu(&c);
+}
+
 #define EW(name, since) {"", name, since, 0, elementwise_infer, elementwise_cpu}
 const gf_op gf_ops_elementwise[] = {
     EW("Add", 1), EW("Sub", 1), EW("Mul", 1), EW("Div", 1), EW("Pow", 1), EW("Mod", 10),
-    EW("BitShift", 11), EW("PRelu", 1), EW("Min", 1), EW("Max", 1), EW("Sum", 1), EW("Mean", 1),
+    EW("BitShift", 11), EW("PRelu", 7), {"", "PRelu", 1, 6, legacy_prelu_infer, legacy_prelu_cpu}, EW("Min", 1), EW("Max", 1), EW("Sum", 1), EW("Mean", 1),
     EW("Equal", 1), EW("Less", 1), EW("Greater", 1), EW("LessOrEqual", 12), EW("GreaterOrEqual", 12),
     EW("And", 1), EW("Or", 1), EW("Xor", 1),
     {"", "Where", 9, 0, where_infer, where_cpu},
