@@ -19,6 +19,26 @@
 #define RTOL 1e-3
 #define ATOL 1e-5
 
+/* Cases whose expected data in Debian's ONNX 1.12 test data is wrong; each
+ * was checked against a newer ONNX reference or onnxruntime. They still run,
+ * and are reported as "stale" instead of counted as passed or failed. */
+static const struct {
+    const char *name, *why;
+} stale_data[] = {
+    {"test_cast_FLOAT_to_BFLOAT16", "ONNX 1.12's data truncates; its newer reference, onnxruntime and PyTorch round to nearest even"},
+    {"test_castlike_BFLOAT16_to_FLOAT", "input 'like' has shape [1] where the model declares [3,4]"},
+    {"test_castlike_BFLOAT16_to_FLOAT_expanded", "input 'like' has shape [1] where the model declares [3,4]"},
+    {"test_castlike_FLOAT_to_BFLOAT16", "input 'like' has shape [1] where the model declares [3,4]"},
+    {"test_castlike_FLOAT_to_BFLOAT16_expanded", "input 'like' has shape [1] where the model declares [3,4]"},
+};
+
+static const char *stale_reason(const char *name)
+{
+    for (size_t i = 0; i < sizeof stale_data / sizeof *stale_data; i++)
+        if (!strcmp(name, stale_data[i].name)) return stale_data[i].why;
+    return NULL;
+}
+
 typedef struct options {
     const char *filter;
     int verbose;
@@ -28,7 +48,7 @@ typedef struct options {
 } options;
 
 typedef struct counts {
-    int passed, failed, unsupported;
+    int passed, failed, unsupported, stale;
 } counts;
 
 static int is_dir(const char *p)
@@ -147,6 +167,12 @@ static int compare(const gf_tensor *got, const gf_tensor *want, double rtol, dou
 
 typedef enum verdict { PASSED, FAILED, UNSUPPORTED } verdict;
 
+/* The ONNX 1.12 test data stores bfloat16 tensors with the uint16 type. */
+static void as_bfloat16_if_declared(gf_tensor *t, gf_dtype declared)
+{
+    if (t->dtype == GF_UINT16 && declared == GF_BFLOAT16) t->dtype = GF_BFLOAT16;
+}
+
 static verdict run_data_set(gf_model *m, gf_session *s, const char *set_dir, const options *o,
                             char *msg, size_t len)
 {
@@ -155,25 +181,30 @@ static verdict run_data_set(gf_model *m, gf_session *s, const char *set_dir, con
     gf_tensor **got = calloc((size_t)n_out + 1, sizeof *got);
     char path[4096];
     verdict v = PASSED;
+    gf_status st;
     for (int i = 0; i < n_in && v == PASSED; i++) {
         snprintf(path, sizeof path, "%s/input_%d.pb", set_dir, i);
         if (!is_file(path)) {
             snprintf(msg, len, "test data has no %s for graph input '%s'", path, gf_model_input(m, i).name);
             v = FAILED;
-        } else if (gf_tensor_read_pb(path, &in[i], NULL)) {
+        } else if ((st = gf_tensor_read_pb(path, &in[i], NULL))) {
             snprintf(msg, len, "%s", gf_last_error());
-            v = FAILED;
+            v = st == GF_ERR_UNSUPPORTED ? UNSUPPORTED : FAILED;
+        } else {
+            as_bfloat16_if_declared(in[i], gf_model_input(m, i).dtype);
         }
     }
     for (int i = 0; i < n_out && v == PASSED; i++) {
         snprintf(path, sizeof path, "%s/output_%d.pb", set_dir, i);
-        if (gf_tensor_read_pb(path, &want[i], NULL)) {
+        if ((st = gf_tensor_read_pb(path, &want[i], NULL))) {
             snprintf(msg, len, "%s", gf_last_error());
-            v = FAILED;
+            v = st == GF_ERR_UNSUPPORTED ? UNSUPPORTED : FAILED;
+        } else {
+            as_bfloat16_if_declared(want[i], gf_model_output(m, i).dtype);
         }
     }
     if (v == PASSED) {
-        gf_status st = gf_session_run(s, (const gf_tensor *const *)in, got);
+        st = gf_session_run(s, (const gf_tensor *const *)in, got);
         if (st) {
             snprintf(msg, len, "%s", gf_last_error());
             v = st == GF_ERR_UNSUPPORTED ? UNSUPPORTED : FAILED;
@@ -253,6 +284,12 @@ static void run_collection(const char *dir, const options *o, counts *c)
         msg[0] = '\0';
         verdict v = run_case(path, o, msg, sizeof msg);
         if (v == UNSUPPORTED && o->strict) v = FAILED;
+        const char *stale = stale_reason(names[i]);
+        if (stale && v != PASSED) {
+            c->stale++;
+            printf("STALE       %s: %s (%s)\n", names[i], stale, msg);
+            continue;
+        }
         const char *word = v == PASSED ? "PASS" : v == FAILED ? "FAIL" : "UNSUPPORTED";
         if (v == PASSED) c->passed++;
         else if (v == FAILED) c->failed++;
@@ -310,7 +347,8 @@ int main(int argc, char **argv)
         }
         counts c = {0};
         run_collection(dirs[i], &o, &c);
-        printf("%s: %d passed, %d failed, %d unsupported\n", dirs[i], c.passed, c.failed, c.unsupported);
+        printf("%s: %d passed, %d failed, %d unsupported, %d with stale reference data\n", dirs[i], c.passed, c.failed,
+               c.unsupported, c.stale);
         for (int f = 0; f < n_floors; f++) {
             size_t ld = strlen(dirs[i]), lf = strlen(floors[f].dir);
             if (ld >= lf && !strcmp(dirs[i] + ld - lf, floors[f].dir) && c.passed < floors[f].min) {
@@ -321,7 +359,9 @@ int main(int argc, char **argv)
         total.passed += c.passed;
         total.failed += c.failed;
         total.unsupported += c.unsupported;
+        total.stale += c.stale;
     }
-    printf("conformance: %d passed, %d failed, %d unsupported\n", total.passed, total.failed, total.unsupported);
+    printf("conformance: %d passed, %d failed, %d unsupported, %d with stale reference data\n", total.passed,
+           total.failed, total.unsupported, total.stale);
     return total.failed || !floors_ok ? 1 : 0;
 }
