@@ -15,6 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* As in unary.c: without it, GCC will not evaluate both sides of a select
+ * (PRelu, NaN-aware Min/Max), and those loops would not vectorize. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 enum {
     OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_POW, OP_MOD, OP_FMOD, OP_SHL, OP_SHR, OP_MIN, OP_MAX, OP_PRELU,
     OP_EQ, OP_LT, OP_GT, OP_LE, OP_GE, OP_AND, OP_OR, OP_XOR,
@@ -62,28 +68,43 @@ static void plan_bcast(bcast *p, int n_in, const gf_tensor *const *in, const gf_
     }
 }
 
+/* Work is cut into tasks of whole rows (as many as make about CHUNK elements)
+ * or, for rows longer than CHUNK, pieces of one row. A task finds its first
+ * row's offsets by division, then steps from row to row like an odometer. */
 static void run_bcast(const bcast *p, int op, row_fn fn, const void *const *in, const size_t *esize,
                       void *y, size_t ysize)
 {
     if (p->numel == 0) return;
     int r = p->rank;
-    int64_t inner = p->dims[r - 1], rows = p->numel / inner, n_chunks = (inner + CHUNK - 1) / CHUNK;
+    int64_t inner = p->dims[r - 1], rows = p->numel / inner;
+    int64_t rows_per_task = inner >= CHUNK ? 1 : CHUNK / inner, pieces = (inner + CHUNK - 1) / CHUNK;
+    int64_t n_tasks = (rows + rows_per_task - 1) / rows_per_task * pieces;
     #pragma omp parallel for schedule(static) if (p->numel > PARALLEL_MIN)
-    for (int64_t t = 0; t < rows * n_chunks; t++) {
-        int64_t row = t / n_chunks, start = (t % n_chunks) * CHUNK;
+    for (int64_t t = 0; t < n_tasks; t++) {
+        int64_t row = t / pieces * rows_per_task, start = t % pieces * CHUNK;
+        int64_t end_row = row + rows_per_task < rows ? row + rows_per_task : rows;
         int64_t n = inner - start < CHUNK ? inner - start : CHUNK;
-        const char *ptr[MAX_IN];
-        int64_t step[MAX_IN];
+        int64_t coord[GF_MAX_RANK], off[MAX_IN], step[MAX_IN];
         for (int k = 0; k < p->n_in; k++) {
-            int64_t off = start * p->strides[k][r - 1], rem = row;
-            for (int d = r - 2; d >= 0; d--) {
-                off += (rem % p->dims[d]) * p->strides[k][d];
-                rem /= p->dims[d];
-            }
-            ptr[k] = (const char *)in[k] + off * (int64_t)esize[k];
+            off[k] = start * p->strides[k][r - 1];
             step[k] = p->strides[k][r - 1];
         }
-        fn(op, n, ptr, step, (char *)y + (row * inner + start) * (int64_t)ysize);
+        for (int64_t d = r - 2, rem = row; d >= 0; d--) {
+            coord[d] = rem % p->dims[d];
+            rem /= p->dims[d];
+            for (int k = 0; k < p->n_in; k++) off[k] += coord[d] * p->strides[k][d];
+        }
+        for (; row < end_row; row++) {
+            const char *ptr[MAX_IN];
+            for (int k = 0; k < p->n_in; k++) ptr[k] = (const char *)in[k] + off[k] * (int64_t)esize[k];
+            fn(op, n, ptr, step, (char *)y + (row * inner + start) * (int64_t)ysize);
+            for (int d = r - 2; d >= 0; d--) {   /* the next row */
+                for (int k = 0; k < p->n_in; k++) off[k] += p->strides[k][d];
+                if (++coord[d] < p->dims[d]) break;
+                for (int k = 0; k < p->n_in; k++) off[k] -= p->dims[d] * p->strides[k][d];
+                coord[d] = 0;
+            }
+        }
     }
 }
 
@@ -97,11 +118,11 @@ static void run_bcast(const bcast *p, int op, row_fn fn, const void *const *in, 
         case OP_SUB: return a - b;                                                       \
         case OP_MUL: return a * b;                                                       \
         case OP_DIV: return a / b;                                                       \
-        case OP_POW: return (T)pow(a, b);                                                \
+        case OP_POW: return b == 2 ? a * a : (T)pow(a, b);   /* the same value, faster */ \
         case OP_MOD: { double r = fmod(a, b); return (T)(r != 0 && (r < 0) != (b < 0) ? r + b : r); } \
         case OP_FMOD: return (T)fmod(a, b);                                              \
-        case OP_MIN: return a < b ? a : b;                                               \
-        case OP_MAX: return a > b ? a : b;                                               \
+        case OP_MIN: return a < b || a != a ? a : b;   /* NaN wins, as numpy's */          \
+        case OP_MAX: return a > b || a != a ? a : b;                                     \
         case OP_PRELU: return a < 0 ? a * b : a;                                         \
         default: return 0;                                                               \
         }                                                                                \
