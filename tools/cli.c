@@ -99,7 +99,23 @@ void cli_io_shape(const gf_io_info *io, char *buf, size_t len)
     if (at < len) snprintf(buf + at, len - at, "]");
 }
 
-gf_status cli_concrete_shape(const gf_io_info *io, int batch, gf_tensor *t)
+void cli_size(const char *cmd, const char *text, int *height, int *width)
+{
+    char *end;
+    errno = 0;
+    long h = strtol(text, &end, 10), w = h;
+    if (!errno && end != text && (*end == 'x' || *end == 'X')) {
+        const char *rest = end + 1;
+        w = strtol(rest, &end, 10);
+        if (end == rest) w = 0;
+    }
+    if (errno || end == text || *end || h < 1 || w < 1 || h > 65536 || w > 65536)
+        cli_usage_error(cmd, "--size wants HEIGHTxWIDTH or one number, each from 1 to 65536, not '%s'", text);
+    *height = (int)h;
+    *width = (int)w;
+}
+
+gf_status cli_concrete_shape(const gf_io_info *io, int batch, int height, int width, gf_tensor *t)
 {
     memset(t, 0, sizeof *t);
     if (io->rank < 0 || io->rank > GF_MAX_RANK)
@@ -110,7 +126,7 @@ gf_status cli_concrete_shape(const gf_io_info *io, int batch, gf_tensor *t)
     for (int d = 0; d < io->rank; d++) {
         if (io->dims[d] >= 0) t->dims[d] = io->dims[d];
         else if (d == 0) t->dims[d] = batch;
-        else if (io->rank >= 3 && d >= 2) t->dims[d] = 224; /* a spatial dim */
+        else if (io->rank >= 3 && d >= 2) t->dims[d] = d == io->rank - 1 ? width : height; /* spatial */
         else t->dims[d] = batch;
     }
     return GF_OK;

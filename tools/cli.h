@@ -29,10 +29,14 @@ void cli_floats(const char *cmd, const char *flag, const char *text, float *out,
 void cli_json_string(FILE *f, const char *s);
 /* "[1,3,224,224]" with symbolic dims by name ("[batch,3,224,224]"); "?" where unknown. */
 void cli_io_shape(const gf_io_info *io, char *buf, size_t len);
+/* "HxW" or "N" (N x N) for --size; a usage error otherwise. */
+void cli_size(const char *cmd, const char *text, int *height, int *width);
+
 /* The concrete shape used when a command has no real data: a symbolic or
- * unknown first dim is `batch`, other unknown dims of an image-like input 224.
- * Returns GF_OK or fails (unknown rank). `t->data` is left NULL. */
-gf_status cli_concrete_shape(const gf_io_info *io, int batch, gf_tensor *t);
+ * unknown first dim is `batch`; unknown dims from the third on are spatial:
+ * the last one `width`, the others `height`. Returns GF_OK or fails (unknown
+ * rank). `t->data` is left NULL. */
+gf_status cli_concrete_shape(const gf_io_info *io, int batch, int height, int width, gf_tensor *t);
 double cli_now_ms(void);
 
 #endif

@@ -7,22 +7,24 @@
 #include "runtime/error.h"
 
 static const char bench_usage[] =
-    "usage: graft bench MODEL [--batch N] [--warmup 3] [--runs 20] [--threads T] [--profile] [--json]\n"
+    "usage: graft bench MODEL [--batch N] [--size HxW] [--warmup 3] [--runs 20] [--threads T]\n"
+    "                   [--profile] [--json]\n"
     "\n"
     "Runs the model on random input (symbolic dims set to --batch, unknown spatial\n"
-    "dims to 224) and prints the median, p90 and minimum latency and the throughput.\n"
+    "dims to --size, default 224x224) and prints the latency (median, p90, p99,\n"
+    "minimum) and the throughput at the median.\n"
     "--threads 0 (the default) uses one thread per core. --profile adds the time per\n"
     "op type over the timed runs.\n";
 
 typedef struct bench_args {
     const char *model;
-    int batch, warmup, runs, threads, profile, json;
+    int batch, height, width, warmup, runs, threads, profile, json;
 } bench_args;
 
 static void parse_args(int argc, char **argv, bench_args *a)
 {
     const char *v;
-    *a = (bench_args){.batch = 1, .warmup = 3, .runs = 20};
+    *a = (bench_args){.batch = 1, .height = 224, .width = 224, .warmup = 3, .runs = 20};
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             fputs(bench_usage, stdout);
@@ -30,6 +32,7 @@ static void parse_args(int argc, char **argv, bench_args *a)
         } else if (!strcmp(argv[i], "--json")) a->json = 1;
         else if (!strcmp(argv[i], "--profile")) a->profile = 1;
         else if (cli_flag("bench", argc, argv, &i, "--batch", &v)) a->batch = cli_int("bench", "--batch", v, 1, 1 << 20);
+        else if (cli_flag("bench", argc, argv, &i, "--size", &v)) cli_size("bench", v, &a->height, &a->width);
         else if (cli_flag("bench", argc, argv, &i, "--warmup", &v)) a->warmup = cli_int("bench", "--warmup", v, 0, 1000000);
         else if (cli_flag("bench", argc, argv, &i, "--runs", &v)) a->runs = cli_int("bench", "--runs", v, 1, 1000000);
         else if (cli_flag("bench", argc, argv, &i, "--threads", &v)) a->threads = cli_int("bench", "--threads", v, 0, 4096);
@@ -51,13 +54,13 @@ static void fill_random(gf_tensor *t, uint64_t *state)
     }
 }
 
-static gf_status make_inputs(gf_model *m, int batch, gf_tensor **ins)
+static gf_status make_inputs(gf_model *m, const bench_args *a, gf_tensor **ins)
 {
     uint64_t state = 42;
     for (int i = 0; i < gf_model_num_inputs(m); i++) {
         gf_io_info io = gf_model_input(m, i);
         gf_tensor shape;
-        gf_status st = cli_concrete_shape(&io, batch, &shape);
+        gf_status st = cli_concrete_shape(&io, a->batch, a->height, a->width, &shape);
         if (!st) st = gf_tensor_new(&ins[i], shape.dtype, shape.rank, shape.dims);
         if (st) return st;
         fill_random(ins[i], &state);
@@ -72,7 +75,7 @@ static int by_value(const void *a, const void *b)
 }
 
 typedef struct bench_result {
-    double median_ms, p90_ms, min_ms, images_per_s, gflops;
+    double median_ms, p90_ms, p99_ms, min_ms, images_per_s, gflops;
 } bench_result;
 
 static gf_status time_runs(gf_session *s, const bench_args *a, gf_tensor **ins, gf_tensor **outs, int n_out,
@@ -95,6 +98,7 @@ static gf_status time_runs(gf_session *s, const bench_args *a, gf_tensor **ins, 
         qsort(times, (size_t)a->runs, sizeof *times, by_value);
         r->median_ms = a->runs % 2 ? times[a->runs / 2] : (times[a->runs / 2 - 1] + times[a->runs / 2]) / 2;
         r->p90_ms = times[(int)((a->runs - 1) * 0.9 + 0.5)];
+        r->p99_ms = times[(int)((a->runs - 1) * 0.99 + 0.5)];
         r->min_ms = times[0];
         r->images_per_s = r->median_ms > 0 ? a->batch * 1000.0 / r->median_ms : 0;
         r->gflops = gf_session_flops(s) / 1e9;
@@ -134,14 +138,17 @@ static void print_result(const bench_args *a, const bench_result *r, const gf_se
         printf("{\n  \"model\": ");
         cli_json_string(stdout, a->model);
         printf(",\n  \"batch\": %d,\n  \"threads\": %d,\n  \"runs\": %d,\n  \"median_ms\": %.6g,\n"
-               "  \"p90_ms\": %.6g,\n  \"min_ms\": %.6g,\n  \"images_per_s\": %.6g,\n  \"gflops\": %.6g",
-               a->batch, a->threads, a->runs, r->median_ms, r->p90_ms, r->min_ms, r->images_per_s, r->gflops);
+               "  \"p90_ms\": %.6g,\n  \"p99_ms\": %.6g,\n  \"min_ms\": %.6g,\n  \"images_per_s\": %.6g,\n"
+               "  \"gflops\": %.6g",
+               a->batch, a->threads, a->runs, r->median_ms, r->p90_ms, r->p99_ms, r->min_ms, r->images_per_s,
+               r->gflops);
         if (a->profile) print_profile_json(times, n_times);
         printf("\n}\n");
         return;
     }
     printf("%s: batch %d, %d runs after %d warmup\n", a->model, a->batch, a->runs, a->warmup);
-    printf("latency ms: median %.3f  p90 %.3f  min %.3f\n", r->median_ms, r->p90_ms, r->min_ms);
+    printf("latency ms: median %.3f  p90 %.3f  p99 %.3f  min %.3f\n", r->median_ms, r->p90_ms, r->p99_ms,
+           r->min_ms);
     printf("throughput: %.1f images/s, %.3f GFLOPs per run (%.1f GFLOP/s)\n", r->images_per_s, r->gflops,
            r->median_ms > 0 ? r->gflops * 1000.0 / r->median_ms : 0);
     if (a->profile) print_profile_text(times, n_times);
@@ -160,7 +167,7 @@ int cmd_bench(int argc, char **argv)
     gf_session_options opt = {.num_threads = a.threads, .profile = a.profile};
     bench_result r = {0};
     gf_status st = ins && outs ? GF_OK : gf_fail(GF_ERR_NOMEM, "out of memory");
-    if (!st) st = make_inputs(m, a.batch, ins);
+    if (!st) st = make_inputs(m, &a, ins);
     if (!st) st = gf_session_new(m, &opt, &s);
     if (!st) st = time_runs(s, &a, ins, outs, n_out, &r);
     if (!st) print_result(&a, &r, s);

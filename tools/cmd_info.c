@@ -3,39 +3,42 @@
 #include <string.h>
 
 #include "cli.h"
+#include "runtime/error.h"
 
 static const char info_usage[] =
-    "usage: graft info MODEL [--batch N] [--json]\n"
+    "usage: graft info MODEL [--batch N] [--size HxW] [--json]\n"
     "\n"
     "Prints the IR version, producer, opsets, inputs and outputs (symbolic dims by\n"
     "name), op counts, parameters, and, planned with symbolic dims set to --batch\n"
-    "(default 1) and unknown spatial dims to 224, the FLOPs and the activation\n"
-    "memory peak.\n";
+    "(default 1) and unknown spatial dims to --size (default 224x224), the FLOPs\n"
+    "and the activation memory peak. When the model cannot be planned (an op graft\n"
+    "does not support, say), the rest is printed and the reason goes to stderr.\n";
 
 typedef struct info_cost {
-    int batch;
+    int batch, height, width;
+    int planned;            /* 0: the model could not be planned; no FLOPs or memory */
     double gflops;
     double arena_mib;
 } info_cost;
 
 /* Plans a session at the concrete input shapes to learn FLOPs and memory. */
-static gf_status plan_cost(gf_model *m, int batch, info_cost *cost)
+static gf_status plan_cost(gf_model *m, info_cost *cost)
 {
     int n = gf_model_num_inputs(m);
     gf_tensor *shapes = calloc((size_t)n + 1, sizeof *shapes);
     const gf_tensor **ptrs = calloc((size_t)n + 1, sizeof *ptrs);
     gf_session *s = NULL;
-    gf_status st = shapes && ptrs ? GF_OK : GF_ERR_NOMEM;
+    gf_status st = shapes && ptrs ? GF_OK : gf_fail(GF_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n && !st; i++) {
         gf_io_info io = gf_model_input(m, i);
-        st = cli_concrete_shape(&io, batch, &shapes[i]);
+        st = cli_concrete_shape(&io, cost->batch, cost->height, cost->width, &shapes[i]);
         ptrs[i] = &shapes[i];
     }
     gf_session_options opt = {0};
     if (!st) st = gf_session_new(m, &opt, &s);
     if (!st) st = gf_session_plan(s, ptrs);
     if (!st) {
-        cost->batch = batch;
+        cost->planned = 1;
         cost->gflops = gf_session_flops(s) / 1e9;
         cost->arena_mib = (double)gf_session_arena_bytes(s) / (1024.0 * 1024.0);
     }
@@ -71,8 +74,10 @@ static void print_text(const char *path, gf_model *m, const gf_model_summary *su
     printf("ops: %d nodes, %d types\n", sum->n_nodes, sum->n_op_types);
     for (int k = 0; k < sum->n_op_types; k++) printf("  %-24s %d\n", sum->op_types[k], sum->op_counts[k]);
     printf("parameters: %lld (%.2f MiB)\n", (long long)sum->n_params, (double)sum->param_bytes / (1024.0 * 1024.0));
-    printf("at batch %d: %.3f GFLOPs, activation memory peak %.2f MiB\n", cost->batch, cost->gflops,
-           cost->arena_mib);
+    if (cost->planned)
+        printf("at batch %d: %.3f GFLOPs, activation memory peak %.2f MiB\n", cost->batch, cost->gflops,
+               cost->arena_mib);
+    else printf("at batch %d: FLOPs and memory unknown (the model cannot be planned)\n", cost->batch);
 }
 
 static void print_io_json(const char *key, gf_model *m, int n, gf_io_info (*get)(const gf_model *, int))
@@ -124,20 +129,28 @@ static void print_json(const char *path, gf_model *m, const gf_model_summary *su
     }
     printf("},\n  \"parameters\": %lld,\n  \"parameter_bytes\": %lld,\n", (long long)sum->n_params,
            (long long)sum->param_bytes);
-    printf("  \"batch\": %d,\n  \"gflops\": %.6g,\n  \"arena_mib\": %.6g\n}\n", cost->batch, cost->gflops,
-           cost->arena_mib);
+    printf("  \"batch\": %d,\n", cost->batch);
+    if (cost->planned) printf("  \"gflops\": %.6g,\n  \"arena_mib\": %.6g\n}\n", cost->gflops, cost->arena_mib);
+    else {
+        printf("  \"gflops\": null,\n  \"arena_mib\": null,\n  \"plan_error\": ");
+        cli_json_string(stdout, gf_last_error());
+        printf("\n}\n");
+    }
 }
 
 int cmd_info(int argc, char **argv)
 {
     const char *path = NULL, *value;
-    int batch = 1, json = 0;
+    int json = 0;
+    info_cost cost = {.batch = 1, .height = 224, .width = 224};
     for (int i = 1; i < argc; i++) {
         if (cli_is_help(argv[i])) {
             fputs(info_usage, stdout);
             return 0;
         } else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (cli_flag("info", argc, argv, &i, "--batch", &value)) batch = cli_int("info", "--batch", value, 1, 1 << 20);
+        else if (cli_flag("info", argc, argv, &i, "--batch", &value))
+            cost.batch = cli_int("info", "--batch", value, 1, 1 << 20);
+        else if (cli_flag("info", argc, argv, &i, "--size", &value)) cli_size("info", value, &cost.height, &cost.width);
         else if (argv[i][0] == '-' && argv[i][1]) cli_usage_error("info", "unknown option '%s'", argv[i]);
         else if (path) cli_usage_error("info", "one model at a time ('%s' and '%s')", path, argv[i]);
         else path = argv[i];
@@ -146,14 +159,17 @@ int cmd_info(int argc, char **argv)
 
     gf_model *m = NULL;
     gf_model_summary sum;
-    info_cost cost;
-    if (gf_model_load(path, &m) || gf_model_summary_get(m, &sum) || plan_cost(m, batch, &cost)) {
+    if (gf_model_load(path, &m) || gf_model_summary_get(m, &sum)) {
         int rc = cli_fail();
         gf_model_free(m);
         return rc;
     }
+    /* A model that cannot be planned is still described; the reason follows. */
+    int rc = plan_cost(m, &cost) ? 1 : 0;
     if (json) print_json(path, m, &sum, &cost);
     else print_text(path, m, &sum, &cost);
+    fflush(stdout);
+    if (rc) cli_fail();
     gf_model_free(m);
-    return 0;
+    return rc;
 }

@@ -1,5 +1,6 @@
 /* graft run MODEL: tensors in, tensors out (--input), or images in, top-k
  * classes out (--image). */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,31 +160,34 @@ static gf_status prepare_image(const char *path, const run_args *a, int resize, 
     return GF_OK;
 }
 
-/* Reads one label per line; *n_labels is 0 without a file. */
+/* Reads one label per line; *n_labels is 0 without a file. On failure the
+ * labels read so far stay in *labels for the caller to free. */
 static gf_status read_labels(const char *path, char ***labels, int *n_labels)
 {
     *labels = NULL;
     *n_labels = 0;
     if (!path) return GF_OK;
     FILE *f = fopen(path, "r");
-    if (!f) return gf_fail(GF_ERR_IO, "%s: cannot open the labels file", path);
-    char line[1024];
+    if (!f) return gf_fail(GF_ERR_IO, "%s: cannot open the labels file: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t line_cap = 0;
     int cap = 0;
-    while (fgets(line, sizeof line, f)) {
+    gf_status st = GF_OK;
+    while (!st && getline(&line, &line_cap, f) >= 0) {
         line[strcspn(line, "\r\n")] = 0;
         if (*n_labels == cap) {
             cap = cap ? cap * 2 : 256;
             char **grown = realloc(*labels, (size_t)cap * sizeof *grown);
-            if (!grown) {
-                fclose(f);
-                return gf_fail(GF_ERR_NOMEM, "out of memory reading %s", path);
-            }
-            *labels = grown;
+            if (!grown) st = gf_fail(GF_ERR_NOMEM, "out of memory reading %s", path);
+            else *labels = grown;
         }
-        (*labels)[(*n_labels)++] = strdup(line);
+        if (!st && !((*labels)[*n_labels] = strdup(line)))
+            st = gf_fail(GF_ERR_NOMEM, "out of memory reading %s", path);
+        if (!st) ++*n_labels;
     }
+    free(line);
     fclose(f);
-    return GF_OK;
+    return st;
 }
 
 /* Softmax in place over n logits, stable against large values. */
@@ -202,6 +206,15 @@ static int64_t take_best(float *p, int64_t n)
     for (int64_t k = 1; k < n; k++)
         if (p[k] > p[best]) best = k;
     return best;
+}
+
+/* [n, classes], or [n, classes, 1, 1] as a convolutional classifier leaves it. */
+static int is_class_scores(const gf_tensor *t, int n)
+{
+    if (t->dtype != GF_FLOAT || t->rank < 2 || t->dims[0] != n || t->dims[1] < 1) return 0;
+    for (int d = 2; d < t->rank; d++)
+        if (t->dims[d] != 1) return 0;
+    return 1;
 }
 
 static void print_top(const run_args *a, const gf_tensor *out, char **labels, int n_labels)
@@ -225,7 +238,7 @@ static void print_top(const run_args *a, const gf_tensor *out, char **labels, in
                 printf("%s{\"index\": %lld, \"prob\": %.6f, \"label\": ", k ? ", " : "", (long long)best, p[best]);
                 cli_json_string(stdout, label);
                 printf("}");
-            } else printf("  %.4f  %5lld  %s\n", p[best], (long long)best, label);
+            } else printf("  %.4f  %5lld%s%s\n", p[best], (long long)best, *label ? "  " : "", label);
             p[best] = -1;
         }
         if (a->json) printf("]}");
@@ -265,10 +278,12 @@ static int run_images(gf_model *m, const run_args *a)
     if (!st) st = read_labels(a->labels, &labels, &n_labels);
     if (!st) st = gf_session_new(m, &opt, &s);
     if (!st) st = gf_session_run(s, (const gf_tensor *const *)&batch, out);
-    if (!st && (out[0]->dtype != GF_FLOAT || out[0]->rank < 1 || out[0]->dims[0] != a->n_images ||
-                gf_tensor_numel(out[0]) == 0))
-        st = gf_fail(GF_ERR_UNSUPPORTED, "output '%s' is not float class scores of shape [%d, classes]",
-                     gf_model_output(m, 0).name, a->n_images);
+    if (!st && !is_class_scores(out[0], a->n_images)) {
+        char shape[128];
+        gf_shape_str(out[0], shape, sizeof shape);
+        st = gf_fail(GF_ERR_UNSUPPORTED, "output '%s' is %s %s, not float class scores of shape [%d, classes]",
+                     gf_model_output(m, 0).name, gf_dtype_name(out[0]->dtype), shape, a->n_images);
+    }
     if (!st) print_top(a, out[0], labels, n_labels);
     int rc = st ? cli_fail() : 0;
     for (int i = 0; i < gf_model_num_outputs(m) && i < 64; i++) gf_tensor_free(out[i]);

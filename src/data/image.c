@@ -53,7 +53,11 @@ static void jpeg_on_error(j_common_ptr cinfo)
  * a truncated image is an error here. Other warnings are ignored. */
 static void jpeg_on_message(j_common_ptr cinfo, int level)
 {
-    if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(cinfo);
+    if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) {
+        jpeg_failure *f = (jpeg_failure *)cinfo->err;
+        snprintf(f->message, sizeof f->message, "the file ends early (truncated?)");
+        longjmp(f->jump, 1);
+    }
 }
 
 static gf_status load_jpeg(const char *path, FILE *file, int channels, gf_image *out)
@@ -73,6 +77,10 @@ static gf_status load_jpeg(const char *path, FILE *file, int channels, gf_image 
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, file);
     jpeg_read_header(&cinfo, TRUE);
+    if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
+        jpeg_destroy_decompress(&cinfo);
+        return gf_fail(GF_ERR_UNSUPPORTED, "%s: CMYK JPEGs are not supported; convert it to RGB", path);
+    }
     cinfo.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     if (cinfo.output_components != channels) {
@@ -120,7 +128,8 @@ static void png_request_8bit(png_structp png, png_infop info, int channels)
     png_set_scale_16(png);
     png_set_strip_alpha(png);
     if (channels == 3 && !(color & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(png);
-    if (channels == 1 && (color & PNG_COLOR_MASK_COLOR)) png_set_rgb_to_gray_fixed(png, 1, -1, -1);
+    /* Rec. 601 luma (in units of 1e-5), as libjpeg's grey output and Pillow's convert('L'). */
+    if (channels == 1 && (color & PNG_COLOR_MASK_COLOR)) png_set_rgb_to_gray_fixed(png, 1, 29900, 58700);
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
 }
@@ -179,6 +188,11 @@ gf_status gf_image_load(const char *path, int channels, gf_image *out)
     if (!file) return gf_fail(GF_ERR_IO, "%s: %s", path, strerror(errno));
     uint8_t magic[8] = {0};
     size_t got = fread(magic, 1, sizeof magic, file);
+    if (ferror(file)) { /* a directory opens but does not read */
+        gf_status st = gf_fail(GF_ERR_IO, "%s: %s", path, strerror(errno));
+        fclose(file);
+        return st;
+    }
     rewind(file);
     gf_status st;
     if (got >= 3 && magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF)
