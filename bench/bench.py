@@ -130,7 +130,8 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=20, help="timed runs per measurement (at least 20 for a median)")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--peak-gflops", type=float, default=456.0, help="the machine's FP32 peak, for the share")
+    p.add_argument("--peak-gflops", type=float, default=224.0,
+                   help="the FP32 peak, for the share (2 Zen 3 cores, AVX2, 2 FMA units: 64 FLOP/cycle x ~3.5 GHz)")
     p.add_argument("--graft", default=os.path.join(ROOT, "build", "tools", "graft"), help="the built graft tool")
     p.add_argument("--models-dir", default=os.path.join(ROOT, "models", "onnx", "generated"))
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
