@@ -12,6 +12,7 @@
  *   test_fastpath_elementwise --bench    also times the hot float32 ops
  */
 #include "ops/op.h"
+#include "test_node.h"
 
 #include <math.h>
 #include <omp.h>
@@ -41,36 +42,6 @@ static gf_tensor *new_tensor(gf_dtype dtype, int rank, const int64_t *dims)
     return t;
 }
 
-typedef struct test_node {
-    gf_node node;
-    gf_attr attrs[4];
-} test_node;
-
-static void node_init(test_node *tn, const char *op_type, int opset)
-{
-    memset(tn, 0, sizeof *tn);
-    tn->node.name = (char *)op_type;
-    tn->node.op_type = (char *)op_type;
-    tn->node.domain = "";
-    tn->node.opset = opset;
-    tn->node.attrs = tn->attrs;
-}
-
-static void add_float(test_node *tn, const char *name, float v)
-{
-    gf_attr *a = &tn->attrs[tn->node.n_attrs++];
-    a->name = (char *)name;
-    a->type = GF_ATTR_FLOAT;
-    a->f = v;
-}
-
-static void add_int(test_node *tn, const char *name, int64_t v)
-{
-    gf_attr *a = &tn->attrs[tn->node.n_attrs++];
-    a->name = (char *)name;
-    a->type = GF_ATTR_INT;
-    a->i = v;
-}
 
 /* Infers the output and runs the kernel; returns the output (caller frees) or NULL after printing why. */
 static gf_tensor *run_op(const test_node *tn, int n_inputs, const gf_tensor **inputs)

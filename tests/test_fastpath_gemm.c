@@ -7,6 +7,7 @@
  *   test_fastpath_gemm --bench    also times the classifier-sized Gemms (GFLOP/s)
  */
 #include "ops/dnnl_util.h"
+#include "test_node.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -42,36 +43,6 @@ static gf_tensor *random_tensor(int rank, const int64_t *dims)
     return t;
 }
 
-typedef struct test_node {
-    gf_node node;
-    gf_attr attrs[4];
-} test_node;
-
-static void node_init(test_node *tn, const char *op_type, int opset)
-{
-    memset(tn, 0, sizeof *tn);
-    tn->node.name = (char *)op_type;
-    tn->node.op_type = (char *)op_type;
-    tn->node.domain = "";
-    tn->node.opset = opset;
-    tn->node.attrs = tn->attrs;
-}
-
-static void add_int(test_node *tn, const char *name, int64_t v)
-{
-    gf_attr *a = &tn->attrs[tn->node.n_attrs++];
-    a->name = (char *)name;
-    a->type = GF_ATTR_INT;
-    a->i = v;
-}
-
-static void add_float(test_node *tn, const char *name, float v)
-{
-    gf_attr *a = &tn->attrs[tn->node.n_attrs++];
-    a->name = (char *)name;
-    a->type = GF_ATTR_FLOAT;
-    a->f = v;
-}
 
 /* Infers the output shape and runs the kernel with the implementation asked
  * for. Returns the output (caller frees) or NULL after printing why. */
