@@ -73,9 +73,13 @@ gf_status gf_axis(const gf_op_ctx *ctx, int64_t axis, int rank, int *out);
 
 /* Reads element i of an integer tensor (int32/int64/...) as int64. */
 int64_t gf_int_at(const gf_tensor *t, int64_t i);
+/* Writes v to element i of an integer or bool tensor, wrapping to its width. */
+void gf_int_set(gf_tensor *t, int64_t i, int64_t v);
+/* A double to int64, saturating, NaN to 0 (C leaves out-of-range conversions undefined). */
+int64_t gf_saturate_i64(double v);
 /* Reads element i of any numeric tensor as double. */
 double gf_num_at(const gf_tensor *t, int64_t i);
-/* Writes v to element i, converting to the tensor's dtype. */
+/* Writes v to element i, converting to the tensor's dtype (integers saturate to int64, then wrap). */
 void gf_num_set(gf_tensor *t, int64_t i, double v);
 
 float gf_half_to_float(uint16_t h);

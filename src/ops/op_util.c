@@ -104,16 +104,12 @@ double gf_num_at(const gf_tensor *t, int64_t i)
     }
 }
 
-void gf_num_set(gf_tensor *t, int64_t i, double v)
+void gf_int_set(gf_tensor *t, int64_t i, int64_t v)
 {
     switch (t->dtype) {
-    case GF_FLOAT: ((float *)t->data)[i] = (float)v; break;
-    case GF_DOUBLE: ((double *)t->data)[i] = v; break;
-    case GF_FLOAT16: ((uint16_t *)t->data)[i] = gf_float_to_half((float)v); break;
-    case GF_BFLOAT16: ((uint16_t *)t->data)[i] = gf_float_to_bf16((float)v); break;
-    case GF_INT64: ((int64_t *)t->data)[i] = (int64_t)v; break;
-    case GF_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
+    case GF_INT64: ((int64_t *)t->data)[i] = v; break;
     case GF_UINT64: ((uint64_t *)t->data)[i] = (uint64_t)v; break;
+    case GF_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
     case GF_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)v; break;
     case GF_INT16: ((int16_t *)t->data)[i] = (int16_t)v; break;
     case GF_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)v; break;
@@ -121,6 +117,27 @@ void gf_num_set(gf_tensor *t, int64_t i, double v)
     case GF_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
     case GF_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
     default: break;
+    }
+}
+
+int64_t gf_saturate_i64(double v)
+{
+    if (v != v) return 0;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    if (v >= 9223372036854775808.0) return INT64_MAX;
+    return (int64_t)v;
+}
+
+void gf_num_set(gf_tensor *t, int64_t i, double v)
+{
+    switch (t->dtype) {
+    case GF_FLOAT: ((float *)t->data)[i] = (float)v; break;
+    case GF_DOUBLE: ((double *)t->data)[i] = v; break;
+    case GF_FLOAT16: ((uint16_t *)t->data)[i] = gf_float_to_half((float)v); break;
+    case GF_BFLOAT16: ((uint16_t *)t->data)[i] = gf_float_to_bf16((float)v); break;
+    case GF_UINT64: ((uint64_t *)t->data)[i] = v >= 18446744073709551616.0 ? UINT64_MAX : v > 0 ? (uint64_t)v : 0; break;
+    case GF_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
+    default: gf_int_set(t, i, gf_saturate_i64(v)); break;
     }
 }
 

@@ -206,32 +206,6 @@ static void run_f32(unary_kind k, const float *x, float *y, int64_t n, const par
 
 /* ---- integers ---- */
 
-/* Stores v into element i of an integer or bool tensor, wrapping to its width. */
-static void store_int(gf_tensor *t, int64_t i, int64_t v)
-{
-    switch (t->dtype) {
-    case GF_INT64: ((int64_t *)t->data)[i] = v; break;
-    case GF_UINT64: ((uint64_t *)t->data)[i] = (uint64_t)v; break;
-    case GF_INT32: ((int32_t *)t->data)[i] = (int32_t)v; break;
-    case GF_UINT32: ((uint32_t *)t->data)[i] = (uint32_t)v; break;
-    case GF_INT16: ((int16_t *)t->data)[i] = (int16_t)v; break;
-    case GF_UINT16: ((uint16_t *)t->data)[i] = (uint16_t)v; break;
-    case GF_INT8: ((int8_t *)t->data)[i] = (int8_t)v; break;
-    case GF_UINT8: ((uint8_t *)t->data)[i] = (uint8_t)v; break;
-    case GF_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-    default: break;
-    }
-}
-
-/* A double to int64, saturating, NaN to 0 (C leaves out-of-range conversions undefined). */
-static int64_t saturate_i64(double v)
-{
-    if (v != v) return 0;
-    if (v <= -9223372036854775808.0) return INT64_MIN;
-    if (v >= 9223372036854775808.0) return INT64_MAX;
-    return (int64_t)v;
-}
-
 /* int64 exactly (wrapping on overflow), for the kinds that are integer operations. */
 static inline int64_t eval_i64(unary_kind k, int64_t x, const params *p)
 {
@@ -241,7 +215,7 @@ static inline int64_t eval_i64(unary_kind k, int64_t x, const params *p)
     case U_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
     case U_SIGN: return (x > 0) - (x < 0);
     case U_CLIP: { int64_t v = x < p->lo ? p->lo : x; return v > p->hi ? p->hi : v; }
-    default: return saturate_i64(eval_f64(k, (double)x, p));
+    default: return gf_saturate_i64(eval_f64(k, (double)x, p));
     }
 }
 
@@ -263,7 +237,7 @@ static void run_any(unary_kind k, const gf_tensor *x, gf_tensor *y, const params
         #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
         for (int64_t i = 0; i < n; i++) ys[i] = eval_f64(k, xs[i], p);
     } else if (is_int(x->dtype)) {
-        for (int64_t i = 0; i < n; i++) store_int(y, i, eval_i64(k, gf_int_at(x, i), p));
+        for (int64_t i = 0; i < n; i++) gf_int_set(y, i, eval_i64(k, gf_int_at(x, i), p));
     } else {
         #pragma omp parallel for schedule(static) if (n > PARALLEL_MIN)
         for (int64_t i = 0; i < n; i++) gf_num_set(y, i, eval_f64(k, gf_num_at(x, i), p));
@@ -407,7 +381,7 @@ static void store_float_as_int(gf_tensor *t, int64_t i, double v)
     }
     for (size_t r = 0; r < sizeof range / sizeof *range; r++)
         if (range[r].t == t->dtype) v = v < range[r].lo ? range[r].lo : v > range[r].hi ? range[r].hi : v;
-    store_int(t, i, saturate_i64(v));
+    gf_int_set(t, i, gf_saturate_i64(v));
 }
 
 /* Integers and bools convert exactly through int64 (uint64 by its bits), wrapping
@@ -424,7 +398,7 @@ static gf_status cast_cpu(gf_op_ctx *ctx)
     } else if (is_float(x->dtype)) {
         for (int64_t i = 0; i < n; i++) store_float_as_int(y, i, gf_num_at(x, i));
     } else {
-        for (int64_t i = 0; i < n; i++) store_int(y, i, gf_int_at(x, i));
+        for (int64_t i = 0; i < n; i++) gf_int_set(y, i, gf_int_at(x, i));
     }
     return GF_OK;
 }
