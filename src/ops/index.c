@@ -1367,6 +1367,7 @@ static gf_status depth_to_space_infer(gf_op_ctx *ctx)
     if (!st) st = block_mode_crd(ctx, &crd);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
+    if (x->rank != 4) return gf_fail(GF_ERR_SHAPE, "input has rank %d, expected 4 (NCHW)", x->rank);
     if (x->dims[1] % (b * b))
         return gf_fail(GF_ERR_SHAPE, "%lld channels do not divide by blocksize^2 = %lld", (long long)x->dims[1], (long long)(b * b));
     dims[0] = x->dims[0];
@@ -1402,6 +1403,7 @@ static gf_status space_to_depth_infer(gf_op_ctx *ctx)
     if (!st) st = block_mode_crd(ctx, &crd);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
+    if (x->rank != 4) return gf_fail(GF_ERR_SHAPE, "input has rank %d, expected 4 (NCHW)", x->rank);
     if (x->dims[2] % b || x->dims[3] % b)
         return gf_fail(GF_ERR_SHAPE, "height %lld and width %lld must divide by blocksize %lld", (long long)x->dims[2],
                        (long long)x->dims[3], (long long)b);
