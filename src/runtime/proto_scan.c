@@ -143,7 +143,10 @@ static size_t nested(scan *s, const field *f, pass_fn pass, uint8_t *out, int *o
     return head + inner;
 }
 
-static size_t graph_pass(scan *s, const uint8_t *p, size_t len, uint8_t *out, int *ok)
+/* Copies a message's fields, rewriting each length-delimited field `number`
+ * through `inner`; counts those fields in *count when count is not NULL. */
+static size_t rewrite_fields(scan *s, const uint8_t *p, size_t len, uint8_t *out, int *ok, uint32_t number,
+                             pass_fn inner, int *count)
 {
     cursor c = {p, p + len};
     field f;
@@ -153,8 +156,9 @@ static size_t graph_pass(scan *s, const uint8_t *p, size_t len, uint8_t *out, in
             *ok = 0;
             return 0;
         }
-        if (f.number == GRAPH_INITIALIZER && f.wire == WIRE_LEN) {
-            size += nested(s, &f, tensor_pass, out ? out + size : NULL, ok);
+        if (f.number == number && f.wire == WIRE_LEN) {
+            if (count) ++*count;
+            size += nested(s, &f, inner, out ? out + size : NULL, ok);
             continue;
         }
         if (out) memcpy(out + size, f.start, (size_t)(f.end - f.start));
@@ -163,25 +167,14 @@ static size_t graph_pass(scan *s, const uint8_t *p, size_t len, uint8_t *out, in
     return size;
 }
 
+static size_t graph_pass(scan *s, const uint8_t *p, size_t len, uint8_t *out, int *ok)
+{
+    return rewrite_fields(s, p, len, out, ok, GRAPH_INITIALIZER, tensor_pass, NULL);
+}
+
 static size_t model_pass(scan *s, const uint8_t *p, size_t len, uint8_t *out, int *ok, int *graphs)
 {
-    cursor c = {p, p + len};
-    field f;
-    size_t size = 0;
-    while (c.p < c.end && *ok) {
-        if (!next_field(&c, &f)) {
-            *ok = 0;
-            return 0;
-        }
-        if (f.number == MODEL_GRAPH && f.wire == WIRE_LEN) {
-            ++*graphs;
-            size += nested(s, &f, graph_pass, out ? out + size : NULL, ok);
-            continue;
-        }
-        if (out) memcpy(out + size, f.start, (size_t)(f.end - f.start));
-        size += (size_t)(f.end - f.start);
-    }
-    return size;
+    return rewrite_fields(s, p, len, out, ok, MODEL_GRAPH, graph_pass, graphs);
 }
 
 int gf_scan_model(const void *data, size_t len, uint8_t **stripped, size_t *stripped_len, gf_raw_span **spans,
