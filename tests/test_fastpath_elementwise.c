@@ -42,27 +42,13 @@ static gf_tensor *new_tensor(gf_dtype dtype, int rank, const int64_t *dims)
     return t;
 }
 
-
 /* Infers the output and runs the kernel; returns the output (caller frees) or NULL after printing why. */
 static gf_tensor *run_op(const test_node *tn, int n_inputs, const gf_tensor **inputs)
 {
-    const gf_op *op = gf_op_find("", tn->node.op_type, tn->node.opset);
-    if (!op) {
-        printf("FAIL %s (opset %d) is not registered\n", tn->node.op_type, tn->node.opset);
-        return NULL;
-    }
-    gf_tensor *out = calloc(1, sizeof *out);
-    gf_tensor *outs[1] = {out};
-    gf_op_ctx ctx = {&tn->node, n_inputs, inputs, 1, outs, 1};
-    if (op->infer(&ctx)) {
-        printf("FAIL %s infer: %s\n", tn->node.op_type, gf_last_error());
-        free(out);
-        return NULL;
-    }
-    out->data = malloc(gf_tensor_nbytes(out) + 1);
-    out->owns_data = 1;
-    ctx.planning = 0;
-    if (op->cpu(&ctx)) {
+    gf_op_ctx ctx;
+    const gf_op *op;
+    gf_tensor *outs[1], *out = test_prepare(tn, n_inputs, inputs, &ctx, outs, &op);
+    if (out && op->cpu(&ctx)) {
         printf("FAIL %s: %s\n", tn->node.op_type, gf_last_error());
         gf_tensor_free(out);
         return NULL;

@@ -48,24 +48,10 @@ static gf_tensor *random_tensor(int rank, const int64_t *dims)
  * for. Returns the output (caller frees) or NULL after printing why. */
 static gf_tensor *run_op(const test_node *tn, int n_inputs, const gf_tensor **inputs, gf_impl impl)
 {
-    const gf_op *op = gf_op_find("", tn->node.op_type, tn->node.opset);
-    if (!op) {
-        printf("FAIL %s (opset %d) is not registered\n", tn->node.op_type, tn->node.opset);
-        return NULL;
-    }
-    gf_tensor *out = calloc(1, sizeof *out);
-    gf_tensor *outs[1] = {out};
-    gf_op_ctx ctx = {&tn->node, n_inputs, inputs, 1, outs, 1};
-    if (op->infer(&ctx)) {
-        printf("FAIL infer: %s\n", gf_last_error());
-        free(out);
-        return NULL;
-    }
-    out->data = malloc(gf_tensor_nbytes(out) + 1);
-    out->owns_data = 1;
-    ctx.planning = 0;
-    gf_status st = gf_gemm_cpu_impl(&ctx, impl);
-    if (st) {
+    gf_op_ctx ctx;
+    const gf_op *op;
+    gf_tensor *outs[1], *out = test_prepare(tn, n_inputs, inputs, &ctx, outs, &op);
+    if (out && gf_gemm_cpu_impl(&ctx, impl)) {
         printf("FAIL %s: %s\n", impl == GF_IMPL_FAST ? "fast path" : "reference", gf_last_error());
         gf_tensor_free(out);
         return NULL;
