@@ -111,19 +111,22 @@ void gf_external_release(gf_external *ext)
     ext->n_maps = ext->cap_maps = 0;
 }
 
-/* Copies typed-field data (float_data, int32_data, ...) into the tensor. */
-static gf_status copy_typed(const Onnx__TensorProto *p, gf_tensor *t, int64_t numel, const char *what)
+/* How many values a tensor holds in the typed field its dtype uses. */
+static size_t typed_count(const Onnx__TensorProto *p, gf_dtype dtype)
 {
-    size_t have;
-    switch (t->dtype) {
-    case GF_FLOAT: have = p->n_float_data; break;
-    case GF_DOUBLE: have = p->n_double_data; break;
-    case GF_INT64: have = p->n_int64_data; break;
-    case GF_UINT32: case GF_UINT64: have = p->n_uint64_data; break;
-    default: have = p->n_int32_data; break;
+    switch (dtype) {
+    case GF_FLOAT: return p->n_float_data;
+    case GF_DOUBLE: return p->n_double_data;
+    case GF_INT64: return p->n_int64_data;
+    case GF_UINT32: case GF_UINT64: return p->n_uint64_data;
+    default: return p->n_int32_data;
     }
-    if (have != (size_t)numel)
-        return gf_fail(GF_ERR_PARSE, "tensor '%s': holds %zu values, its dims say %lld", what, have, (long long)numel);
+}
+
+/* Copies typed-field data (float_data, int32_data, ...) into the tensor; the
+ * count was checked before the tensor was allocated. */
+static void copy_typed(const Onnx__TensorProto *p, gf_tensor *t, int64_t numel)
+{
     for (int64_t i = 0; i < numel; i++) {
         switch (t->dtype) {
         case GF_FLOAT: ((float *)t->data)[i] = p->float_data[i]; break;
@@ -141,7 +144,6 @@ static gf_status copy_typed(const Onnx__TensorProto *p, gf_tensor *t, int64_t nu
         default: break;
         }
     }
-    return GF_OK;
 }
 
 /* Raw data still in the mapped file: used in place when aligned for its type,
@@ -206,11 +208,15 @@ gf_status gf_tensor_from_proto(Onnx__TensorProto *p, const gf_raw_span *mapped, 
             p->raw_data.len = 0;
             p->has_raw_data = 0;
         }
+    } else if (typed_count(p, dtype) != (size_t)numel) {
+        /* checked before allocating: the dims of a hostile file can claim any size */
+        st = gf_fail(GF_ERR_PARSE, "tensor '%s': holds %zu values, its dims say %lld", what, typed_count(p, dtype),
+                     (long long)numel);
     } else if (!(t->data = calloc(nbytes ? nbytes : 1, 1))) {
         st = gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
     } else {
         t->owns_data = 1;
-        st = copy_typed(p, t, numel, what);
+        copy_typed(p, t, numel);
     }
     if (!st && !t->data) { /* empty tensors still get a valid pointer */
         t->data = calloc(1, 1);
