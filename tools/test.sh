@@ -51,7 +51,7 @@ if ninja -C build-fuzz tests/fuzz_loader; then
   find /usr/share/libonnx-testdata/data -name model.onnx | head -400 | while read -r f; do
     cp "$f" "$corpus/$(echo "$f" | md5sum | cut -c1-16)"
   done
-  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=0 build-fuzz/tests/fuzz_loader -max_total_time="${GRAFT_FUZZ_SECONDS:-60}" \
+  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 build-fuzz/tests/fuzz_loader -max_total_time="${GRAFT_FUZZ_SECONDS:-60}" -malloc_limit_mb=65536 \
       -rss_limit_mb=4096 -print_final_stats=1 "$corpus" 2>build-fuzz/fuzz.log; then
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb" build-fuzz/fuzz.log
     passed=$((passed + 1))
