@@ -83,6 +83,11 @@ gf_status gf_model_load(const char *path, gf_model **out);
 /* From memory; external data is refused. */
 gf_status gf_model_load_buffer(const void *data, size_t len, gf_model **out);
 void gf_model_free(gf_model *m);
+/* Writes the model's graph as an ONNX file: nodes, attributes, initializers as they are
+ * now (after training, the updated ones), inputs, outputs, opsets. The file is replaced
+ * atomically: written to a temporary beside it, synced, then renamed over `path`, so a
+ * failure (a full disk, say) leaves any existing file as it was. */
+gf_status gf_model_save(const gf_model *m, const char *path);
 
 typedef struct gf_io_info {
     const char *name;
@@ -150,6 +155,98 @@ int gf_session_profile(const gf_session *s, const gf_op_time **times);
 void gf_session_profile_reset(gf_session *s);
 
 const char *gf_backends(void);  /* "cpu" or "cpu, cuda" */
+
+/* ---- training ---- */
+
+typedef enum gf_optimizer {
+    GF_OPTIM_SGD = 0,
+    GF_OPTIM_ADAM,
+    GF_OPTIM_ADAMW,
+    GF_OPTIM_RMSPROP,
+    GF_OPTIM_ASGD,
+} gf_optimizer;
+
+/* Hyper-parameters with PyTorch's meanings and (from gf_train_defaults) defaults. */
+typedef struct gf_optim_options {
+    gf_optimizer kind;
+    double lr;
+    double weight_decay;        /* L2 for SGD/Adam/RMSprop/ASGD, decoupled for AdamW */
+    double momentum, dampening; /* SGD, RMSprop (momentum) */
+    int nesterov;               /* SGD */
+    double beta1, beta2, eps;   /* Adam, AdamW; eps also RMSprop */
+    int amsgrad;                /* Adam, AdamW */
+    double alpha;               /* RMSprop's smoothing constant */
+    int centered;               /* RMSprop */
+    double asgd_lambd, asgd_alpha, asgd_t0;
+    double clip_norm;           /* clip the gradients' global L2 norm to this; 0: no clipping */
+} gf_optim_options;
+
+typedef enum gf_loss_kind {
+    GF_LOSS_CROSS_ENTROPY = 0,  /* softmax cross-entropy on logits; per pixel for [N,C,H,W] */
+    GF_LOSS_NLL,                /* on log-probabilities */
+    GF_LOSS_MSE,
+    GF_LOSS_L1,
+    GF_LOSS_BCE_WITH_LOGITS,
+} gf_loss_kind;
+
+typedef struct gf_loss_options {
+    gf_loss_kind kind;
+    double label_smoothing;     /* cross-entropy */
+    int64_t ignore_index;       /* cross-entropy, NLL: targets with this label count for nothing */
+    const float *class_weights; /* cross-entropy, NLL: one per class, or NULL */
+    int n_class_weights;
+} gf_loss_options;
+
+/* Parameters whose names match `pattern` (a glob) train with their own learning rate
+ * (lr_scale times the schedule's) and weight decay (negative: the optimizer's). */
+typedef struct gf_param_group {
+    const char *pattern;
+    double lr_scale;
+    double weight_decay;
+} gf_param_group;
+
+typedef struct gf_train_options {
+    gf_optim_options optim;
+    gf_loss_options loss;
+    /* Which float initializers train. With no `trainable` patterns every parameter does
+     * (weights and biases of Conv, Gemm, MatMul, BatchNormalization, ...); `freeze`
+     * patterns and `freeze_before` (a node name: everything that feeds it) exclude. */
+    const char *const *trainable;
+    int n_trainable;
+    const char *const *freeze;
+    int n_freeze;
+    const char *freeze_before;
+    const gf_param_group *groups;
+    int n_groups;
+    uint64_t seed;              /* Dropout masks */
+    gf_session_options session;
+} gf_train_options;
+
+void gf_train_defaults(gf_train_options *o, gf_optimizer kind);
+
+typedef struct gf_trainer gf_trainer;
+
+/* A trainer updates the model's own initializers: after training, gf_model_save
+ * writes the trained model and new sessions of the model run it. The model must
+ * outlive the trainer. The training graph is built at the first step. */
+gf_status gf_trainer_new(gf_model *m, const gf_train_options *opt, gf_trainer **out);
+void gf_trainer_free(gf_trainer *t);
+
+/* One step on one batch: forward, loss, backward, update. `inputs` in the order of
+ * gf_model_input; `targets` the labels (int64 class indices for cross-entropy, of the
+ * model output's shape for MSE/L1/BCE). *loss receives the loss of this step's forward
+ * pass, before its update. A non-finite loss stops with a message naming the step and
+ * the first node whose output was not finite, and leaves the parameters unchanged. */
+gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets, double *loss);
+/* The model's first output from the last step's forward pass (training mode); NULL before. */
+const gf_tensor *gf_trainer_output(const gf_trainer *t);
+/* The learning rate of the next steps (the base; groups scale it). */
+void gf_trainer_set_lr(gf_trainer *t, double lr);
+double gf_trainer_lr(const gf_trainer *t);
+int64_t gf_trainer_steps_done(const gf_trainer *t);
+/* The trainable parameters' names, once the first step has built the graph. */
+int gf_trainer_num_params(const gf_trainer *t);
+const char *gf_trainer_param_name(const gf_trainer *t, int i);
 
 /* ---- data: images for classification ---- */
 

@@ -52,6 +52,16 @@ int cli_int(const char *cmd, const char *flag, const char *text, int min, int ma
     return (int)v;
 }
 
+double cli_double(const char *cmd, const char *flag, const char *text, double min, double max)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= min && v <= max))
+        cli_usage_error(cmd, "%s wants a number from %g to %g, not '%s'", flag, min, max, text);
+    return v;
+}
+
 void cli_floats(const char *cmd, const char *flag, const char *text, float *out, int n)
 {
     const char *p = text;

@@ -11,6 +11,7 @@
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 /* Prints "graft: <gf_last_error()>" to stderr; returns 1 for `return cli_fail();`. */
 int cli_fail(void);
@@ -22,6 +23,7 @@ int cli_is_help(const char *arg);
  * advances *i past it and returns 1; a missing value is a usage error. */
 int cli_flag(const char *cmd, int argc, char **argv, int *i, const char *flag, const char **value);
 int cli_int(const char *cmd, const char *flag, const char *text, int min, int max);
+double cli_double(const char *cmd, const char *flag, const char *text, double min, double max);
 /* Exactly n comma-separated numbers. */
 void cli_floats(const char *cmd, const char *flag, const char *text, float *out, int n);
 

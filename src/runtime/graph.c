@@ -47,6 +47,7 @@ void gf_graph_free(gf_graph *g)
     free(g->nodes);
     free(g->inputs);
     free(g->outputs);
+    free(g->updates);
     free(g->name);
     free(g->producer_name);
     free(g->slots);

@@ -64,7 +64,16 @@ typedef struct gf_value {
     gf_tensor *init;         /* data of an initializer */
     int producer;            /* node index, -1 for inputs and initializers */
     int is_output;
+    int is_state;            /* an initializer whose data changes between runs (trainable parameters,
+                                optimizer state, running statistics): never folded as a constant */
 } gf_value;
+
+/* After a successful run, the data of value `source` is copied into the initializer
+ * `state` (ONNX's TrainingInfoProto update_binding): how a training step's new
+ * parameters, optimizer state and running statistics persist to the next step. */
+typedef struct gf_update {
+    int state, source;
+} gf_update;
 
 typedef struct gf_opset_import {
     char *domain;
@@ -84,6 +93,8 @@ typedef struct gf_graph {
     gf_opset_import *opsets;
     int64_t ir_version;
     char *producer_name;
+    int n_updates;
+    gf_update *updates;
     int n_slots;             /* open-addressing index of value names */
     int *slots;              /* value index + 1, 0 for empty */
 } gf_graph;

@@ -1,12 +1,15 @@
 /* A graph prepared for given input shapes: every shape inferred, constant
  * subgraphs folded, activations placed in one arena; then run node by node
  * through the op registry. */
+#include "session.h"
+
 #include "model.h"
 #include "planner.h"
 
 #include "../ops/op.h"
 #include "error.h"
 
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +19,17 @@
 typedef enum value_kind {
     VALUE_UNUSED = 0,
     VALUE_CONST,   /* initializer or folded: data known at plan time */
+    VALUE_STATE,   /* initializer that changes between runs: its data is bound when running */
     VALUE_INPUT,   /* points at the caller's data during a run */
     VALUE_ARENA,   /* static shape: lives in the arena */
     VALUE_DYNAMIC, /* shape known only while running: heap, freed after the run */
 } value_kind;
 
 struct gf_session {
-    gf_model *model;
+    const char *path;       /* the model's file, for messages */
     const gf_graph *g;
     gf_session_options opt;
+    int check_finite;
 
     int planned;
     gf_tensor *vals;        /* per value: dtype, shape and data pointer */
@@ -49,13 +54,19 @@ const char *gf_backends(void) { return "cpu"; }
 
 gf_status gf_session_new(gf_model *m, const gf_session_options *opt, gf_session **out)
 {
+    return gf_session_new_graph(m->graph, m->path, opt, out);
+}
+
+gf_status gf_session_new_graph(const gf_graph *g, const char *path, const gf_session_options *opt,
+                               gf_session **out)
+{
     *out = NULL;
     if (opt && opt->device != GF_DEVICE_CPU)
         return gf_fail(GF_ERR_UNSUPPORTED, "this build of graft has no CUDA backend (backends: %s)", gf_backends());
     gf_session *s = calloc(1, sizeof *s);
     if (!s) return gf_fail(GF_ERR_NOMEM, "out of memory");
-    s->model = m;
-    s->g = m->graph;
+    s->path = path;
+    s->g = g;
     if (opt) s->opt = *opt;
     if (s->opt.num_threads > 0) omp_set_num_threads(s->opt.num_threads);
     size_t nv = (size_t)s->g->n_values + 1, nn = (size_t)s->g->n_nodes + 1;
@@ -99,6 +110,10 @@ void gf_session_free(gf_session *s)
 }
 
 size_t gf_session_arena_bytes(const gf_session *s) { return s->arena_bytes; }
+
+const gf_tensor *gf_session_value(const gf_session *s, int v) { return s->planned ? &s->vals[v] : NULL; }
+
+void gf_session_check_finite(gf_session *s, int on) { s->check_finite = on; }
 double gf_session_flops(const gf_session *s) { return s->flops; }
 
 /* Checks a caller's input against the declared type and static dims. */
@@ -255,6 +270,14 @@ static gf_status plan_memory(gf_session *s)
         return gf_fail(GF_ERR_NOMEM, "out of memory");
     }
     int n = 0;
+    char *keep = calloc((size_t)g->n_values + 1, 1); /* read after the last node: outputs, update sources */
+    if (!keep) {
+        free(life);
+        free(slot);
+        return gf_fail(GF_ERR_NOMEM, "out of memory");
+    }
+    for (int v = 0; v < g->n_values; v++) keep[v] = (char)g->values[v].is_output;
+    for (int u = 0; u < g->n_updates; u++) keep[g->updates[u].source] = 1;
     for (int v = 0; v < g->n_values; v++) slot[v] = -1;
     for (int step = 0; step < s->n_run; step++) {
         const gf_node *nd = &g->nodes[s->run_nodes[step]];
@@ -262,7 +285,7 @@ static gf_status plan_memory(gf_session *s)
             int v = nd->outputs[k];
             if (v < 0 || s->kind[v] != VALUE_ARENA) continue;
             slot[v] = n;
-            life[n++] = (gf_buffer_life){gf_tensor_nbytes(&s->vals[v]), step, g->values[v].is_output ? s->n_run : step, 0};
+            life[n++] = (gf_buffer_life){gf_tensor_nbytes(&s->vals[v]), step, keep[v] ? s->n_run : step, 0};
         }
         for (int k = 0; k < nd->n_inputs; k++) {
             int v = nd->inputs[k];
@@ -281,7 +304,22 @@ static gf_status plan_memory(gf_session *s)
     }
     free(life);
     free(slot);
+    free(keep);
     return st;
+}
+
+/* Each update's new value must be computed by a node, with its state's type and size. */
+static gf_status check_updates(const gf_session *s)
+{
+    for (int u = 0; u < s->g->n_updates; u++) {
+        const gf_update *b = &s->g->updates[u];
+        const gf_tensor *state = s->g->values[b->state].init, *src = &s->vals[b->source];
+        if (s->kind[b->source] != VALUE_ARENA || src->dtype != state->dtype ||
+            gf_tensor_nbytes(src) != gf_tensor_nbytes(state))
+            return gf_fail(GF_ERR_INVALID, "update of '%s' from '%s': the new value does not fit the state",
+                           s->g->values[b->state].name, s->g->values[b->source].name);
+    }
+    return GF_OK;
 }
 
 static gf_status plan(gf_session *s, const gf_tensor *const *inputs)
@@ -297,6 +335,10 @@ static gf_status plan(gf_session *s, const gf_tensor *const *inputs)
             s->vals[v] = *g->values[v].init;
             s->vals[v].owns_data = 0;
             s->kind[v] = VALUE_CONST;
+            if (g->values[v].is_state) {
+                s->vals[v].data = NULL; /* so that no kernel takes it for a constant while planning */
+                s->kind[v] = VALUE_STATE;
+            }
         }
     }
     for (int i = 0; i < g->n_inputs; i++) {
@@ -316,7 +358,8 @@ static gf_status plan(gf_session *s, const gf_tensor *const *inputs)
             return st;
         }
     }
-    gf_status st = plan_memory(s);
+    gf_status st = check_updates(s);
+    if (!st) st = plan_memory(s);
     if (st) {
         release_plan(s);
         return st;
@@ -329,7 +372,7 @@ static gf_status plan(gf_session *s, const gf_tensor *const *inputs)
 gf_status gf_session_plan(gf_session *s, const gf_tensor *const *inputs)
 {
     gf_status st = plan(s, inputs);
-    return st ? gf_fail_context(st, "%s", s->model->path) : GF_OK;
+    return st ? gf_fail_context(st, "%s", s->path) : GF_OK;
 }
 
 static int same_shapes(const gf_session *s, const gf_tensor *const *inputs)
@@ -389,6 +432,30 @@ static void free_dynamic(gf_session *s)
         }
 }
 
+static gf_status check_outputs_finite(const gf_graph *g, const gf_node *n, const node_io *io)
+{
+    for (int k = 0; k < n->n_outputs; k++) {
+        const gf_tensor *t = io->outputs[k];
+        if (!t || t->dtype != GF_FLOAT || !t->data) continue;
+        const float *x = t->data;
+        for (int64_t i = 0, count = gf_tensor_numel(t); i < count; i++)
+            if (!isfinite(x[i]))
+                return gf_fail(GF_ERR_RUNTIME, "output '%s' has a non-finite value (%g) at element %lld",
+                               g->values[n->outputs[k]].name, (double)x[i], (long long)i);
+    }
+    return GF_OK;
+}
+
+/* The graph's update bindings: each new value goes into its state's storage. */
+static void apply_updates(gf_session *s)
+{
+    for (int u = 0; u < s->g->n_updates; u++) {
+        const gf_update *b = &s->g->updates[u];
+        gf_tensor *state = s->g->values[b->state].init;
+        memcpy(state->data, s->vals[b->source].data, gf_tensor_nbytes(state));
+    }
+}
+
 static gf_status copy_out(const gf_tensor *src, const gf_value *v, gf_tensor **out)
 {
     if (!src->data && gf_tensor_nbytes(src))
@@ -406,9 +473,11 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
         if (!inputs[i]) return gf_fail(GF_ERR_INVALID, "input '%s' is missing", g->values[g->inputs[i]].name);
     if (!s->planned || !same_shapes(s, inputs)) {
         gf_status st = plan(s, inputs);
-        if (st) return gf_fail_context(st, "%s", s->model->path);
+        if (st) return gf_fail_context(st, "%s", s->path);
     }
     for (int i = 0; i < g->n_inputs; i++) s->vals[g->inputs[i]].data = inputs[i]->data;
+    for (int v = 0; v < g->n_values; v++)
+        if (s->kind[v] == VALUE_STATE) s->vals[v].data = g->values[v].init->data;
 
     gf_status st = GF_OK;
     for (int step = 0; step < s->n_run && !st; step++) {
@@ -423,11 +492,13 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
             st = n->op->cpu(&ctx);
         }
         if (s->opt.profile) record_time(s, n->op_type, now_ms() - t0);
+        if (!st && s->check_finite) st = check_outputs_finite(g, n, &io);
         unbind_node(&io);
         if (st) st = node_fail(n, st);
     }
     for (int i = 0; i < g->n_outputs && !st; i++)
         st = copy_out(&s->vals[g->outputs[i]], &g->values[g->outputs[i]], &outputs[i]);
+    if (!st) apply_updates(s);
     for (int i = 0; i < g->n_inputs; i++) s->vals[g->inputs[i]].data = NULL;
     free_dynamic(s);
     if (st) {
@@ -435,7 +506,7 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
             gf_tensor_free(outputs[i]);
             outputs[i] = NULL;
         }
-        return gf_fail_context(st, "%s", s->model->path);
+        return gf_fail_context(st, "%s", s->path);
     }
     return GF_OK;
 }

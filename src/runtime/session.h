@@ -1,0 +1,19 @@
+/* What the library's own modules (training) need from a session beyond the
+ * public API: sessions over a graph that no gf_model holds, the shapes a plan
+ * inferred, and a check for non-finite values. */
+#ifndef GF_SESSION_H
+#define GF_SESSION_H
+
+#include "graph.h"
+
+/* A session over `g` (not owned); `path` names the model in error messages. */
+gf_status gf_session_new_graph(const gf_graph *g, const char *path, const gf_session_options *opt,
+                               gf_session **out);
+/* Value v as the last plan left it: dtype and shape always, data only for
+ * constants (initializers and folded values); NULL before any plan. */
+const gf_tensor *gf_session_value(const gf_session *s, int v);
+/* When on, every run checks each node's float outputs and fails at the first
+ * node that produced a NaN or an infinity, naming it. */
+void gf_session_check_finite(gf_session *s, int on);
+
+#endif

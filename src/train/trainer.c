@@ -1,0 +1,261 @@
+/* The trainer: builds the training graph at the first step (forward in training
+ * form, loss, gradients, optimizer steps) and runs it, one session run per step.
+ *
+ * The training graph's inputs are the model's, then "graft.labels", "graft.step"
+ * and one learning rate per parameter group ("graft.lr.<g>"); its outputs the loss
+ * and the model's first output. Parameters, optimizer state and running statistics
+ * are state initializers: the model's own storage, updated after every run. */
+#include "trainer_impl.h"
+
+#include "../ops/op.h"
+#include "../runtime/model.h"
+#include "../runtime/session.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct gf_trainer {
+    gf_model *model;
+    gf_train_options opt;
+    gf_graph *graph;          /* the training graph, NULL before the first step */
+    gf_session *session;
+    gf_param_set params;
+    int n_model_inputs;
+    double lr;
+    int64_t steps_done;
+    gf_tensor *output;        /* the model's first output, last step */
+};
+
+void gf_train_defaults(gf_train_options *o, gf_optimizer kind)
+{
+    memset(o, 0, sizeof *o);
+    o->optim = (gf_optim_options){
+        .kind = kind,
+        .lr = kind == GF_OPTIM_SGD ? 0.01 : kind == GF_OPTIM_RMSPROP ? 0.01 : 0.001,
+        .weight_decay = kind == GF_OPTIM_ADAMW ? 0.01 : 0,
+        .beta1 = 0.9,
+        .beta2 = 0.999,
+        .eps = kind == GF_OPTIM_RMSPROP ? 1e-8 : 1e-8,
+        .alpha = 0.99,
+        .asgd_lambd = 1e-4,
+        .asgd_alpha = 0.75,
+        .asgd_t0 = 1e6,
+    };
+    o->loss.ignore_index = -100;
+}
+
+gf_status gf_trainer_new(gf_model *m, const gf_train_options *opt, gf_trainer **out)
+{
+    *out = NULL;
+    if (gf_model_num_outputs(m) < 1) return gf_fail(GF_ERR_INVALID, "%s: the model has no output to train", m->path);
+    gf_trainer *t = calloc(1, sizeof *t);
+    if (!t) return gf_fail(GF_ERR_NOMEM, "out of memory");
+    t->model = m;
+    t->opt = *opt;
+    t->lr = opt->optim.lr;
+    t->n_model_inputs = gf_model_num_inputs(m);
+    *out = t;
+    return GF_OK;
+}
+
+void gf_trainer_free(gf_trainer *t)
+{
+    if (!t) return;
+    gf_session_free(t->session);
+    gf_graph_free(t->graph);
+    gf_param_set_free(&t->params);
+    gf_tensor_free(t->output);
+    free(t);
+}
+
+static int add_input(gf_graph *g, const char *name, gf_dtype dtype, int rank)
+{
+    int v = gf_graph_value(g, name);
+    if (v < 0) return -1;
+    g->values[v].role = GF_ROLE_INPUT;
+    g->values[v].dtype = dtype;
+    g->values[v].rank = rank;
+    return v;
+}
+
+/* The loss node on the model's first output; returns the loss value. */
+static int add_loss(gf_builder *b, const gf_loss_options *lo, int pred, int labels)
+{
+    static const char *const ops[] = {"CrossEntropyLoss", "NegativeLogLikelihoodLoss", "MSELoss", "L1Loss",
+                                      "BCEWithLogitsLoss"};
+    if ((unsigned)lo->kind >= sizeof ops / sizeof *ops) {
+        gf_fail(GF_ERR_INVALID, "unknown loss %d", (int)lo->kind);
+        return -1;
+    }
+    int classy = lo->kind == GF_LOSS_CROSS_ENTROPY || lo->kind == GF_LOSS_NLL;
+    int weights = -1;
+    if (classy && lo->class_weights) {
+        int64_t dims[1] = {lo->n_class_weights};
+        gf_tensor *w;
+        if ((weights = gb_new_value(b, "loss.class_weights")) < 0 || gf_tensor_new(&w, GF_FLOAT, 1, dims)) return -1;
+        memcpy(w->data, lo->class_weights, (size_t)lo->n_class_weights * sizeof(float));
+        b->g->values[weights].init = w;
+        b->g->values[weights].role = GF_ROLE_INITIALIZER;
+    }
+    int in[3] = {pred, labels, weights}, out[2];
+    int n_out = lo->kind == GF_LOSS_CROSS_ENTROPY ? 2 : 1;
+    const char *domain = lo->kind == GF_LOSS_NLL ? "" : GF_DOMAIN;
+    int ni = gb_node(b, domain, ops[lo->kind], "loss", weights >= 0 ? 3 : 2, in, n_out, out);
+    if (ni < 0) return -1;
+    gf_status st = gb_attr_string(b, ni, "reduction", "mean");
+    if (!st && classy) st = gb_attr_int(b, ni, "ignore_index", lo->ignore_index);
+    if (!st && lo->kind == GF_LOSS_CROSS_ENTROPY) st = gb_attr_float(b, ni, "label_smoothing", (float)lo->label_smoothing);
+    return st ? -1 : out[0];
+}
+
+static gf_status build(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *labels)
+{
+    gf_graph *model = t->model->graph;
+    gf_session *shapes = NULL;
+    gf_builder b = {0};
+    int *grads = NULL, lr[65];
+    gf_status st = gf_session_new(t->model, &t->opt.session, &shapes);
+    if (!st) st = gf_session_plan(shapes, inputs);
+    if (!st) st = gf_select_params(model, &t->opt, &t->params);
+    if (st) goto out;
+    if (t->opt.n_groups > 64) {
+        st = gf_fail(GF_ERR_INVALID, "at most 64 parameter groups");
+        goto out;
+    }
+    for (int i = 0; i < t->params.n && !st; i++) {
+        int v = t->params.values[i];
+        st = gf_own_storage(model->values[v].init, model->values[v].name);
+    }
+    for (int i = 0; i < model->n_nodes && !st; i++) {
+        const gf_node *n = &model->nodes[i];
+        if (strcmp(n->op_type, "BatchNormalization") || *n->domain) continue;
+        for (int k = 3; k < 5 && k < n->n_inputs && !st; k++)
+            if (n->inputs[k] >= 0 && model->values[n->inputs[k]].init)
+                st = gf_own_storage(model->values[n->inputs[k]].init, model->values[n->inputs[k]].name);
+    }
+    if (st) goto out;
+
+    b.g = t->graph = gf_graph_new();
+    b.shapes = shapes;
+    b.n_forward_values = model->n_values;
+    b.shape_of = malloc(((size_t)model->n_values + 1) * sizeof *b.shape_of);
+    grads = malloc(((size_t)t->params.n + 1) * sizeof *grads);
+    if (!b.g || !b.shape_of || !grads) {
+        st = gf_fail(GF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (int v = 0; v < model->n_values; v++) b.shape_of[v] = -1;
+    int step;
+    if ((st = gf_autodiff_forward(&b, model, t->opt.seed, &step))) goto out;
+    for (int i = 0; i < t->params.n; i++) b.g->values[t->params.values[i]].is_state = 1;
+
+    int label_input = add_input(b.g, "graft.labels", labels->dtype, labels->rank);
+    for (int k = 0; k <= t->opt.n_groups; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "graft.lr.%d", k);
+        lr[k] = add_input(b.g, name, GF_FLOAT, 0);
+    }
+    int pred = model->outputs[0];
+    int loss = label_input < 0 ? -1 : add_loss(&b, &t->opt.loss, pred, label_input);
+    int checked = loss < 0 ? -1 : gb_graft1(&b, "CheckFinite", "loss", 1, &loss);
+    if (checked < 0) {
+        st = GF_ERR_INVALID;
+        goto out;
+    }
+    if ((st = gf_autodiff_backward(&b, loss, t->params.values, t->params.n, grads))) goto out;
+    if ((st = gf_add_optimizer(&b, &t->opt, &t->params, grads, step, lr))) goto out;
+
+    gf_graph *g = b.g;
+    g->n_inputs = t->n_model_inputs + 2 + t->opt.n_groups + 1;
+    g->n_outputs = 2;
+    g->inputs = malloc((size_t)g->n_inputs * sizeof *g->inputs);
+    g->outputs = malloc(2 * sizeof *g->outputs);
+    if (!g->inputs || !g->outputs) {
+        st = gf_fail(GF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    int at = 0;
+    for (int i = 0; i < t->n_model_inputs; i++) g->inputs[at++] = model->inputs[i];
+    g->inputs[at++] = label_input;
+    g->inputs[at++] = step;
+    for (int k = 0; k <= t->opt.n_groups; k++) g->inputs[at++] = lr[k];
+    for (int v = 0; v < g->n_values; v++) g->values[v].is_output = 0;
+    g->outputs[0] = checked;
+    g->outputs[1] = pred;
+    g->values[checked].is_output = g->values[pred].is_output = 1;
+    st = gf_session_new_graph(g, t->model->path, &t->opt.session, &t->session);
+out:
+    gf_session_free(shapes);
+    free(b.shape_of);
+    free(grads);
+    if (st) {
+        gf_graph_free(t->graph);
+        t->graph = NULL;
+        gf_param_set_free(&t->params);
+    }
+    return st;
+}
+
+/* After a step failed on its loss: the same step again, checking every node, to name
+ * the first that produced a NaN or an infinity. Nothing was updated. */
+static gf_status explain_non_finite(gf_trainer *t, const gf_tensor *const *all, gf_tensor **outs)
+{
+    char first[1024];
+    snprintf(first, sizeof first, "%s", gf_last_error());
+    gf_session_check_finite(t->session, 1);
+    gf_status st = gf_session_run(t->session, all, outs);
+    gf_session_check_finite(t->session, 0);
+    for (int k = 0; k < 2; k++) gf_tensor_free(outs[k]);
+    if (st)
+        return gf_fail(GF_ERR_RUNTIME, "step %lld: the loss is not finite; the first non-finite value: %s",
+                       (long long)t->steps_done + 1, gf_last_error());
+    return gf_fail(GF_ERR_RUNTIME, "step %lld: %s", (long long)t->steps_done + 1, first);
+}
+
+gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *labels, double *loss)
+{
+    if (!t->graph) {
+        gf_status st = build(t, inputs, labels);
+        if (st) return gf_fail_context(st, "%s: building the training graph", t->model->path);
+    }
+    int n_groups = t->opt.n_groups;
+    const gf_tensor *all[GF_MAX_RANK + 70];
+    if (t->n_model_inputs > GF_MAX_RANK) return gf_fail(GF_ERR_UNSUPPORTED, "too many model inputs to train");
+    int64_t step_no = t->steps_done + 1;
+    float lrs[65];
+    gf_tensor step = {GF_INT64, 0, {0}, &step_no, 0}, lr_t[65];
+    int at = 0;
+    for (int i = 0; i < t->n_model_inputs; i++) all[at++] = inputs[i];
+    all[at++] = labels;
+    all[at++] = &step;
+    for (int k = 0; k <= n_groups; k++) {
+        lrs[k] = (float)(t->lr * (k ? t->opt.groups[k - 1].lr_scale : 1));
+        lr_t[k] = (gf_tensor){GF_FLOAT, 0, {0}, &lrs[k], 0};
+        all[at++] = &lr_t[k];
+    }
+    gf_tensor *outs[2] = {NULL, NULL};
+    gf_status st = gf_session_run(t->session, all, outs);
+    if (st) {
+        if (strstr(gf_last_error(), "CheckFinite")) return explain_non_finite(t, all, outs);
+        return gf_fail_context(st, "step %lld", (long long)step_no);
+    }
+    *loss = *(const float *)outs[0]->data;
+    gf_tensor_free(outs[0]);
+    gf_tensor_free(t->output);
+    t->output = outs[1];
+    t->steps_done++;
+    return GF_OK;
+}
+
+const gf_tensor *gf_trainer_output(const gf_trainer *t) { return t->output; }
+void gf_trainer_set_lr(gf_trainer *t, double lr) { t->lr = lr; }
+double gf_trainer_lr(const gf_trainer *t) { return t->lr; }
+int64_t gf_trainer_steps_done(const gf_trainer *t) { return t->steps_done; }
+int gf_trainer_num_params(const gf_trainer *t) { return t->params.n; }
+
+const char *gf_trainer_param_name(const gf_trainer *t, int i)
+{
+    return i >= 0 && i < t->params.n ? t->model->graph->values[t->params.values[i]].name : NULL;
+}

@@ -1,0 +1,25 @@
+/* The trainer's parts, private to src/train. */
+#ifndef GF_TRAINER_IMPL_H
+#define GF_TRAINER_IMPL_H
+
+#include "train_graph.h"
+
+/* The trainable parameters: value indices and group (0: the optimizer's own settings,
+ * k > 0: options' groups[k - 1]). */
+typedef struct gf_param_set {
+    int n;
+    int *values;
+    int *group;
+} gf_param_set;
+
+gf_status gf_select_params(const gf_graph *g, const gf_train_options *opt, gf_param_set *out);
+void gf_param_set_free(gf_param_set *p);
+
+/* Adds one optimizer-step node per parameter with a gradient (grads[i] >= 0), its
+ * state as zero-initialised state initializers named "<param>.<slot>", and the update
+ * bindings. `step` is the int64 graph input numbering the step (1 first), lr[g] the
+ * float input holding group g's learning rate. */
+gf_status gf_add_optimizer(gf_builder *b, const gf_train_options *opt, const gf_param_set *p, const int *grads,
+                           int step, const int *lr);
+
+#endif

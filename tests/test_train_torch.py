@@ -1,0 +1,206 @@
+#!/usr/bin/python3
+"""Training with `graft train` against the same training in PyTorch.
+
+    test_train_torch.py GRAFT_EXE
+
+ResNet18 with BatchNormalization kept and a new 10-class head, on one seeded
+batch of 8 at 64x64, 5 steps:
+  (a) every layer, SGD(lr 0.01, momentum 0.9, Nesterov, weight decay 5e-4);
+  (b) the head only, Adam(lr 1e-3) (BatchNorm still in training mode, as
+      PyTorch's model.train() leaves it, so running statistics move everywhere).
+Per-step losses must agree to 1e-3 relative; the head's weights and the last
+BatchNorm's weights and running statistics after the 5 steps to 2e-3 relative
+(max |graft - torch| / max |torch| per tensor).
+A small CNN: the first step's gradient of every parameter (from one SGD step
+with lr 1: g = w0 - w1), and 20 steps of Adam with L2 weight decay and of AdamW
+(losses and final parameters).
+"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import torch
+import torchvision
+from onnx import numpy_helper
+from torch import nn
+
+GRAFT = sys.argv[1] if len(sys.argv) > 1 else "graft"
+failures = []
+passes = 0
+
+
+def check(what, ok, detail=""):
+    global passes
+    print(f"{'ok  ' if ok else 'FAIL'} {what}{'  ' + detail if detail else ''}", flush=True)
+    if ok:
+        passes += 1
+    else:
+        failures.append(what)
+
+
+def rel_err(a, b):
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
+
+
+def write_pb(path, array, name):
+    with open(path, "wb") as f:
+        f.write(numpy_helper.from_array(array, name).SerializeToString())
+
+
+def export(model, x, path):
+    """Exports with BatchNormalization kept (in inference form) and parameter names kept."""
+    model.eval()
+    torch.onnx.export(model, torch.from_numpy(x), path, opset_version=13, training=torch.onnx.TrainingMode.PRESERVE,
+                      do_constant_folding=False, input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def torch_train(model, x, y, optimizer, steps):
+    model.train()
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        losses.append(loss.item())
+        loss.backward()
+        optimizer.step()
+    return losses
+
+
+def graft_train(tmp, model_path, x, y, steps, flags, tag):
+    xs, ys = os.path.join(tmp, "x.pb"), os.path.join(tmp, "y.pb")
+    write_pb(xs, x, "input")
+    write_pb(ys, y, "labels")
+    log, out = os.path.join(tmp, tag + ".csv"), os.path.join(tmp, tag + ".onnx")
+    cmd = [GRAFT, "train", model_path, "--inputs", xs, "--labels", ys, "--steps", str(steps), "--batch", str(len(x)),
+           "--no-shuffle", "--log", log, "--out", out, "--quiet"] + flags
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        print(r.stdout + r.stderr)
+        return None, None
+    rows = [line.split(",") for line in open(log).read().split("\n")[1:] if line]
+    losses = [float(row[2]) for row in rows]
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(out).graph.initializer}
+    return losses, weights
+
+
+def compare_losses(tag, ours, theirs, tol):
+    if ours is None:
+        check(f"{tag}: graft train ran", False)
+        return
+    worst = max(abs(a - b) / abs(b) for a, b in zip(ours, theirs))
+    check(f"{tag}: {len(ours)} per-step losses within {tol:g} relative", len(ours) == len(theirs) and worst <= tol,
+          f"worst {worst:.2e}; graft {['%.6f' % v for v in ours]} torch {['%.6f' % v for v in theirs]}")
+
+
+def compare_tensors(tag, weights, state, names, tol):
+    if weights is None:
+        return
+    for name in names:
+        ref = state[name].detach().numpy()
+        if name not in weights:
+            check(f"{tag}: {name} is in the exported model", False)
+            continue
+        err = rel_err(weights[name], ref)
+        check(f"{tag}: {name} within {tol:g}", err <= tol, f"error {err:.2e}")
+
+
+def resnet18_cases(tmp):
+    torch.manual_seed(0)
+    base = torchvision.models.resnet18(num_classes=10)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 3, 64, 64)).astype(np.float32)
+    y = rng.integers(0, 10, 8).astype(np.int64)
+    path = os.path.join(tmp, "resnet18_bn10.onnx")
+    export(base, x, path)
+    init = {k: v.clone() for k, v in base.state_dict().items()}
+    last_bn = ["layer4.1.bn2.weight", "layer4.1.bn2.bias", "layer4.1.bn2.running_mean", "layer4.1.bn2.running_var"]
+    head = ["fc.weight", "fc.bias"]
+
+    model = torchvision.models.resnet18(num_classes=10)
+    model.load_state_dict(init)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    ref = torch_train(model, x, y, opt, 5)
+    losses, weights = graft_train(tmp, path, x, y, 5, ["--optim", "sgd", "--lr", "0.01", "--momentum", "0.9",
+                                                        "--nesterov", "--weight-decay", "5e-4"], "sgd")
+    compare_losses("resnet18 SGD all layers", losses, ref, 1e-3)
+    compare_tensors("resnet18 SGD all layers", weights, model.state_dict(), head + last_bn, 2e-3)
+
+    model = torchvision.models.resnet18(num_classes=10)
+    model.load_state_dict(init)
+    opt = torch.optim.Adam(model.fc.parameters(), lr=1e-3)
+    ref = torch_train(model, x, y, opt, 5)
+    losses, weights = graft_train(tmp, path, x, y, 5, ["--optim", "adam", "--lr", "1e-3", "--trainable", "fc.*"],
+                                  "adam_head")
+    compare_losses("resnet18 Adam head only", losses, ref, 1e-3)
+    compare_tensors("resnet18 Adam head only", weights, model.state_dict(), head + last_bn, 2e-3)
+    if weights is not None:
+        frozen = "layer1.0.conv1.weight"
+        check("resnet18 Adam head only: a frozen conv weight is unchanged",
+              np.array_equal(weights[frozen], init[frozen].numpy()))
+
+
+class SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.LeakyReLU(0.1),
+            nn.AvgPool2d(2), nn.Conv2d(16, 16, 1), nn.Sigmoid())
+        self.head = nn.Linear(16 * 2 * 2, 5)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+def small_cnn_cases(tmp):
+    torch.manual_seed(1)
+    base = SmallCNN()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 3, 16, 16)).astype(np.float32)
+    y = rng.integers(0, 5, 6).astype(np.int64)
+    path = os.path.join(tmp, "small_cnn.onnx")
+    export(base, x, path)
+    init = {k: v.clone() for k, v in base.state_dict().items()}
+    names = [n for n, _ in base.named_parameters()]
+
+    # First-step gradients: one plain SGD step with lr 1 moves each parameter by -grad.
+    model = SmallCNN()
+    model.load_state_dict(init)
+    model.train()
+    loss = nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+    loss.backward()
+    _, weights = graft_train(tmp, path, x, y, 1, ["--optim", "sgd", "--lr", "1"], "grad")
+    if weights is None:
+        check("small CNN: graft train ran", False)
+    else:
+        for name, p in model.named_parameters():
+            ours = init[name].numpy() - weights[name]
+            err = rel_err(ours, p.grad.numpy())
+            check(f"small CNN: first-step gradient of {name} within 1e-4", err <= 1e-4, f"error {err:.2e}")
+
+    for flag, cls, kwargs in [("adam", torch.optim.Adam, dict(lr=1e-3, weight_decay=1e-2)),
+                              ("adamw", torch.optim.AdamW, dict(lr=1e-3, weight_decay=1e-2))]:
+        model = SmallCNN()
+        model.load_state_dict(init)
+        ref = torch_train(model, x, y, cls(model.parameters(), **kwargs), 20)
+        losses, weights = graft_train(tmp, path, x, y, 20, ["--optim", flag, "--lr", "1e-3", "--weight-decay", "1e-2"],
+                                      flag)
+        compare_losses(f"small CNN {flag} 20 steps", losses, ref, 1e-3)
+        compare_tensors(f"small CNN {flag} 20 steps", weights, model.state_dict(), names, 2e-3)
+
+
+def main():
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        small_cnn_cases(tmp)
+        resnet18_cases(tmp)
+    print(f"{passes} passed, {len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

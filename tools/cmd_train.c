@@ -1,0 +1,262 @@
+/* graft train MODEL --inputs X.pb --labels Y.pb: finetunes on tensors (a whole data
+ * set or one batch, first axis the samples) and writes the trained model as ONNX. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "runtime/error.h"
+
+static const char train_usage[] =
+    "usage: graft train MODEL --inputs X.pb --labels Y.pb [--out trained.onnx] [options]\n"
+    "\n"
+    "Trains on ONNX TensorProto files: X holds the samples along its first axis (the\n"
+    "model's input with a batch of any size), Y their targets (int64 class indices for\n"
+    "cross-entropy). Batches are taken in a seeded shuffled order, reshuffled every epoch.\n"
+    "\n"
+    "data:      --steps N (default: one epoch)  --batch B (default 32)  --no-shuffle  --seed S\n"
+    "optimizer: --optim sgd|adam|adamw|rmsprop|asgd (sgd)  --lr LR  --momentum M  --dampening D\n"
+    "           --nesterov  --weight-decay WD  --betas B1,B2  --eps E  --amsgrad  --alpha A\n"
+    "           --centered  --clip-norm N\n"
+    "loss:      --loss cross-entropy|nll|mse|l1|bce (cross-entropy)  --label-smoothing S\n"
+    "           --ignore-index I\n"
+    "what:      --trainable GLOB  --freeze GLOB (parameter names; repeatable)\n"
+    "           --freeze-before NODE (freeze everything feeding that node)\n"
+    "output:    --log steps.csv (step,epoch,loss,lr[,accuracy])  --out trained.onnx\n"
+    "           --threads T  --quiet\n"
+    "\n"
+    "Weight decay applies to every trainable parameter, as in PyTorch.\n";
+
+#define MAX_PATTERNS 64
+
+typedef struct train_args {
+    const char *model, *inputs, *labels, *out, *log, *freeze_before;
+    const char *trainable[MAX_PATTERNS], *freeze[MAX_PATTERNS];
+    int n_trainable, n_freeze;
+    int steps, batch, shuffle, threads, quiet;
+    uint64_t seed;
+    gf_train_options opt;
+} train_args;
+
+static gf_optimizer parse_optimizer(const char *v)
+{
+    static const char *const names[] = {"sgd", "adam", "adamw", "rmsprop", "asgd"};
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(v, names[k])) return (gf_optimizer)k;
+    cli_usage_error("train", "--optim is one of sgd, adam, adamw, rmsprop, asgd, not '%s'", v);
+}
+
+static gf_loss_kind parse_loss(const char *v)
+{
+    static const char *const names[] = {"cross-entropy", "nll", "mse", "l1", "bce"};
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(v, names[k])) return (gf_loss_kind)k;
+    cli_usage_error("train", "--loss is one of cross-entropy, nll, mse, l1, bce, not '%s'", v);
+}
+
+/* --optim first: its defaults apply, then the flags that override them. */
+static void parse_args(int argc, char **argv, train_args *a)
+{
+    const char *v;
+    gf_optimizer kind = GF_OPTIM_SGD;
+    for (int i = 1; i < argc; i++)
+        if (cli_flag("train", argc, argv, &i, "--optim", &v)) kind = parse_optimizer(v);
+    *a = (train_args){.batch = 32, .shuffle = 1};
+    gf_train_defaults(&a->opt, kind);
+    gf_optim_options *o = &a->opt.optim;
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(train_usage, stdout);
+            exit(0);
+        } else if (!strcmp(argv[i], "--no-shuffle")) a->shuffle = 0;
+        else if (!strcmp(argv[i], "--nesterov")) o->nesterov = 1;
+        else if (!strcmp(argv[i], "--amsgrad")) o->amsgrad = 1;
+        else if (!strcmp(argv[i], "--centered")) o->centered = 1;
+        else if (!strcmp(argv[i], "--quiet")) a->quiet = 1;
+        else if (cli_flag("train", argc, argv, &i, "--optim", &v)) continue;
+        else if (cli_flag("train", argc, argv, &i, "--inputs", &v)) a->inputs = v;
+        else if (cli_flag("train", argc, argv, &i, "--labels", &v)) a->labels = v;
+        else if (cli_flag("train", argc, argv, &i, "--out", &v)) a->out = v;
+        else if (cli_flag("train", argc, argv, &i, "--log", &v)) a->log = v;
+        else if (cli_flag("train", argc, argv, &i, "--steps", &v)) a->steps = cli_int("train", "--steps", v, 1, 1 << 30);
+        else if (cli_flag("train", argc, argv, &i, "--batch", &v)) a->batch = cli_int("train", "--batch", v, 1, 1 << 20);
+        else if (cli_flag("train", argc, argv, &i, "--threads", &v)) a->threads = cli_int("train", "--threads", v, 0, 4096);
+        else if (cli_flag("train", argc, argv, &i, "--seed", &v)) a->seed = (uint64_t)cli_double("train", "--seed", v, 0, 1e15);
+        else if (cli_flag("train", argc, argv, &i, "--lr", &v)) o->lr = cli_double("train", "--lr", v, 0, 1e6);
+        else if (cli_flag("train", argc, argv, &i, "--momentum", &v)) o->momentum = cli_double("train", "--momentum", v, 0, 1);
+        else if (cli_flag("train", argc, argv, &i, "--dampening", &v)) o->dampening = cli_double("train", "--dampening", v, 0, 1);
+        else if (cli_flag("train", argc, argv, &i, "--weight-decay", &v)) o->weight_decay = cli_double("train", "--weight-decay", v, 0, 1e6);
+        else if (cli_flag("train", argc, argv, &i, "--eps", &v)) o->eps = cli_double("train", "--eps", v, 0, 1);
+        else if (cli_flag("train", argc, argv, &i, "--alpha", &v)) o->alpha = cli_double("train", "--alpha", v, 0, 1);
+        else if (cli_flag("train", argc, argv, &i, "--clip-norm", &v)) o->clip_norm = cli_double("train", "--clip-norm", v, 0, 1e12);
+        else if (cli_flag("train", argc, argv, &i, "--betas", &v)) {
+            float betas[2];
+            cli_floats("train", "--betas", v, betas, 2);
+            o->beta1 = betas[0];
+            o->beta2 = betas[1];
+        } else if (cli_flag("train", argc, argv, &i, "--loss", &v)) a->opt.loss.kind = parse_loss(v);
+        else if (cli_flag("train", argc, argv, &i, "--label-smoothing", &v))
+            a->opt.loss.label_smoothing = cli_double("train", "--label-smoothing", v, 0, 1);
+        else if (cli_flag("train", argc, argv, &i, "--ignore-index", &v))
+            a->opt.loss.ignore_index = (int64_t)cli_double("train", "--ignore-index", v, -1e15, 1e15);
+        else if (cli_flag("train", argc, argv, &i, "--trainable", &v)) {
+            if (a->n_trainable == MAX_PATTERNS) cli_usage_error("train", "too many --trainable patterns");
+            a->trainable[a->n_trainable++] = v;
+        } else if (cli_flag("train", argc, argv, &i, "--freeze", &v)) {
+            if (a->n_freeze == MAX_PATTERNS) cli_usage_error("train", "too many --freeze patterns");
+            a->freeze[a->n_freeze++] = v;
+        } else if (cli_flag("train", argc, argv, &i, "--freeze-before", &v)) a->freeze_before = v;
+        else if (argv[i][0] == '-' && argv[i][1]) cli_usage_error("train", "unknown option '%s'", argv[i]);
+        else if (a->model) cli_usage_error("train", "one model at a time ('%s' and '%s')", a->model, argv[i]);
+        else a->model = argv[i];
+    }
+    if (!a->model) cli_usage_error("train", "which model?");
+    if (!a->inputs || !a->labels) cli_usage_error("train", "--inputs and --labels are both needed");
+    a->opt.trainable = a->trainable;
+    a->opt.n_trainable = a->n_trainable;
+    a->opt.freeze = a->freeze;
+    a->opt.n_freeze = a->n_freeze;
+    a->opt.freeze_before = a->freeze_before;
+    a->opt.seed = a->seed;
+    a->opt.session.num_threads = a->threads;
+}
+
+/* ---- batches ---- */
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* The epoch's sample order: 0..n-1, or a seeded Fisher-Yates shuffle of it. */
+static void epoch_order(int64_t *order, int64_t n, int shuffle, uint64_t *rng)
+{
+    for (int64_t i = 0; i < n; i++) order[i] = i;
+    for (int64_t i = n - 1; shuffle && i > 0; i--) {
+        int64_t j = (int64_t)(splitmix64(rng) % (uint64_t)(i + 1));
+        int64_t tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+}
+
+/* Copies samples order[0..count) of `all` into `batch` (first dim set to count). */
+static void gather(const gf_tensor *all, const int64_t *order, int64_t count, gf_tensor *batch)
+{
+    size_t row = all->dims[0] ? gf_tensor_nbytes(all) / (size_t)all->dims[0] : 0;
+    *batch = *all;
+    batch->dims[0] = count;
+    for (int64_t i = 0; i < count; i++)
+        memcpy((char *)batch->data + (size_t)i * row, (const char *)all->data + (size_t)order[i] * row, row);
+}
+
+/* Share of samples whose arg-max class is the label; -1 when not a classification. */
+static double batch_accuracy(const gf_tensor *logits, const gf_tensor *labels)
+{
+    if (!logits || logits->dtype != GF_FLOAT || logits->rank != 2 || labels->dtype != GF_INT64 || labels->rank != 1)
+        return -1;
+    int64_t n = logits->dims[0], c = logits->dims[1], right = 0;
+    const float *x = logits->data;
+    const int64_t *y = labels->data;
+    for (int64_t i = 0; i < n; i++) {
+        int64_t best = 0;
+        for (int64_t k = 1; k < c; k++)
+            if (x[i * c + k] > x[i * c + best]) best = k;
+        right += best == y[i];
+    }
+    return n ? (double)right / (double)n : -1;
+}
+
+static gf_status check_data(const gf_tensor *x, const gf_tensor *y, const train_args *a)
+{
+    if (x->rank < 1 || y->rank < 1 || x->dims[0] != y->dims[0] || x->dims[0] == 0)
+        return gf_fail(GF_ERR_SHAPE, "%s and %s must hold the same number (> 0) of samples along their first axis "
+                       "(%lld and %lld)", a->inputs, a->labels, (long long)(x->rank ? x->dims[0] : 0),
+                       (long long)(y->rank ? y->dims[0] : 0));
+    return GF_OK;
+}
+
+typedef struct train_run {
+    gf_model *model;
+    gf_trainer *trainer;
+    gf_tensor *x, *y, xb, yb;
+    int64_t *order;
+    FILE *log;
+} train_run;
+
+static gf_status train_loop(train_run *r, const train_args *a)
+{
+    int64_t n = r->x->dims[0], per_epoch = (n + a->batch - 1) / a->batch;
+    int64_t steps = a->steps ? a->steps : per_epoch;
+    uint64_t rng = a->seed ^ 0x5DEECE66Dull;
+    gf_status st = GF_OK;
+    if (r->log) fprintf(r->log, "step,epoch,loss,lr,accuracy\n");
+    double t0 = cli_now_ms();
+    for (int64_t s = 0; s < steps && !st; s++) {
+        int64_t epoch = s / per_epoch, at = (s % per_epoch) * a->batch;
+        if (at == 0) epoch_order(r->order, n, a->shuffle, &rng);
+        int64_t count = n - at < a->batch ? n - at : a->batch;
+        gather(r->x, r->order + at, count, &r->xb);
+        gather(r->y, r->order + at, count, &r->yb);
+        const gf_tensor *in[1] = {&r->xb};
+        double loss, lr = gf_trainer_lr(r->trainer);
+        st = gf_trainer_step(r->trainer, in, &r->yb, &loss);
+        if (st) break;
+        double acc = batch_accuracy(gf_trainer_output(r->trainer), &r->yb);
+        if (r->log) {
+            fprintf(r->log, "%lld,%lld,%.9g,%.9g,", (long long)s + 1, (long long)epoch + 1, loss, lr);
+            if (acc >= 0) fprintf(r->log, "%.6f", acc);
+            fputc('\n', r->log);
+        }
+        if (!a->quiet)
+            fprintf(stderr, "step %lld/%lld  epoch %lld  loss %.6f  lr %.3g%s  %.1f ms/step\n", (long long)s + 1,
+                    (long long)steps, (long long)epoch + 1, loss, lr, acc >= 0 ? "" : "",
+                    (cli_now_ms() - t0) / (double)(s + 1));
+    }
+    if (!st && r->log && fflush(r->log)) st = gf_fail(GF_ERR_IO, "%s: cannot write: %s", a->log, strerror(errno));
+    return st;
+}
+
+int cmd_train(int argc, char **argv)
+{
+    train_args a;
+    parse_args(argc, argv, &a);
+    train_run r = {0};
+    char *name = NULL;
+    gf_status st = gf_model_load(a.model, &r.model);
+    if (!st && gf_model_num_inputs(r.model) != 1)
+        st = gf_fail(GF_ERR_UNSUPPORTED, "%s: training from the command line takes models with one input (this one has %d)",
+                     a.model, gf_model_num_inputs(r.model));
+    if (!st) st = gf_tensor_read_pb(a.inputs, &r.x, &name);
+    free(name);
+    name = NULL;
+    if (!st) st = gf_tensor_read_pb(a.labels, &r.y, &name);
+    free(name);
+    if (!st) st = check_data(r.x, r.y, &a);
+    if (!st && !(r.order = malloc((size_t)r.x->dims[0] * sizeof *r.order))) st = gf_fail(GF_ERR_NOMEM, "out of memory");
+    if (!st) {
+        int64_t b = r.x->dims[0] < a.batch ? r.x->dims[0] : a.batch;
+        r.xb.data = malloc(gf_tensor_nbytes(r.x) / (size_t)r.x->dims[0] * (size_t)b + 1);
+        r.yb.data = malloc(gf_tensor_nbytes(r.y) / (size_t)r.y->dims[0] * (size_t)b + 1);
+        if (!r.xb.data || !r.yb.data) st = gf_fail(GF_ERR_NOMEM, "out of memory");
+    }
+    if (!st && a.log && !(r.log = fopen(a.log, "w"))) st = gf_fail(GF_ERR_IO, "%s: cannot create: %s", a.log, strerror(errno));
+    if (!st) st = gf_trainer_new(r.model, &a.opt, &r.trainer);
+    if (!st) st = train_loop(&r, &a);
+    if (!st && a.out) st = gf_model_save(r.model, a.out);
+    if (!st && a.out && !a.quiet) fprintf(stderr, "wrote %s\n", a.out);
+    int rc = st ? cli_fail() : 0;
+    if (r.log) fclose(r.log);
+    gf_trainer_free(r.trainer);
+    free(r.xb.data);
+    free(r.yb.data);
+    free(r.order);
+    gf_tensor_free(r.x);
+    gf_tensor_free(r.y);
+    gf_model_free(r.model);
+    return rc;
+}
