@@ -9,7 +9,7 @@
  * index out of range is an error, never a read or write outside a tensor.
  * Shapes that depend on input values follow shape.c: computed in infer when
  * the values are known, GF_RANK_DYNAMIC until then. */
-#include "op.h"
+#include "index.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -225,12 +225,14 @@ static gf_status split_cpu(gf_op_ctx *ctx)
 
 /* ---- Slice ---- */
 
-typedef struct slice_plan {
-    int64_t start[GF_MAX_RANK], step[GF_MAX_RANK], dims[GF_MAX_RANK];
-} slice_plan;
-
+/* The bounds a Slice node gives: v[k] holds count[k] values, count -1 where omitted. */
 enum { SL_STARTS, SL_ENDS, SL_AXES, SL_STEPS };
 static const char *const slice_names[] = {"starts", "ends", "axes", "steps"};
+
+typedef struct slice_bounds {
+    int64_t v[4][GF_MAX_RANK];
+    int count[4];
+} slice_bounds;
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
 
@@ -251,58 +253,104 @@ static void slice_axis(int64_t dim, int64_t start, int64_t end, int64_t step, in
     *first = start;
 }
 
-/* Reads starts/ends/axes/steps (attributes before opset 10, inputs 1-4 from
- * it) and plans the slice. Sets *dynamic when an input's values are not known yet. */
-static gf_status slice_plan_of(const gf_op_ctx *ctx, slice_plan *p, int *dynamic)
+/* Opsets 1-9 give starts, ends and axes as attributes (steps are always 1). */
+static gf_status slice_bounds_from_attrs(const gf_op_ctx *ctx, slice_bounds *b)
 {
-    const gf_tensor *x = ctx->inputs[0];
-    int64_t v[4][GF_MAX_RANK];
-    int count[4] = {-1, -1, -1, -1};
-    gf_status st = GF_OK;
+    for (int k = 0; k < 4; k++) {
+        const int64_t *attr = k == SL_STEPS ? NULL : gf_attr_ints(ctx->node, slice_names[k], &b->count[k]);
+        if (!attr) b->count[k] = -1;
+        else if (b->count[k] > GF_MAX_RANK)
+            return gf_fail(GF_ERR_INVALID, "%s has %d values for rank %d", slice_names[k], b->count[k], ctx->inputs[0]->rank);
+        else memcpy(b->v[k], attr, (size_t)b->count[k] * sizeof *b->v[k]);
+    }
+    return GF_OK;
+}
+
+/* Opset 10 on: from tensors (NULL where omitted). Sets *dynamic when a value is not known yet. */
+static gf_status slice_bounds_from_tensors(const gf_tensor *const *t, slice_bounds *b, int *dynamic)
+{
     *dynamic = 0;
-    for (int k = 0; k < 4 && !st; k++) {
-        if (ctx->node->opset < 10) {
-            const int64_t *attr = k == SL_STEPS ? NULL : gf_attr_ints(ctx->node, slice_names[k], &count[k]);
-            if (!attr) count[k] = -1;
-            else if (count[k] > GF_MAX_RANK) st = gf_fail(GF_ERR_INVALID, "%s has %d values for rank %d", slice_names[k], count[k], x->rank);
-            else memcpy(v[k], attr, (size_t)count[k] * sizeof **v);
-        } else {
-            const gf_tensor *t = ctx->n_inputs > k + 1 ? ctx->inputs[k + 1] : NULL;
-            if (t && !gf_values_known(t)) *dynamic = 1;
-            else if (t) st = gf_read_ints(t, slice_names[k], v[k], GF_MAX_RANK, &count[k]);
+    for (int k = 0; k < 4; k++) {
+        b->count[k] = -1;
+        if (t[k] && !gf_values_known(t[k])) *dynamic = 1;
+        else if (t[k]) {
+            gf_status st = gf_read_ints(t[k], slice_names[k], b->v[k], GF_MAX_RANK, &b->count[k]);
+            if (st) return st;
         }
     }
-    if (st || *dynamic) return st;
+    return GF_OK;
+}
+
+static gf_status slice_plan_from_bounds(const gf_op_ctx *ctx, int rank, const int64_t *dims, const slice_bounds *b,
+                                        gf_slice_plan *p)
+{
+    const int *count = b->count;
     int n = count[SL_STARTS];
     if (n < 0 || count[SL_ENDS] < 0) return gf_fail(GF_ERR_INVALID, "starts and ends are required");
     if (count[SL_ENDS] != n || (count[SL_AXES] >= 0 && count[SL_AXES] != n) || (count[SL_STEPS] >= 0 && count[SL_STEPS] != n))
         return gf_fail(GF_ERR_INVALID, "starts, ends, axes and steps must have the same length (%d, %d, %d, %d)", n,
                        count[SL_ENDS], count[SL_AXES], count[SL_STEPS]);
-    if (n > x->rank) return gf_fail(GF_ERR_INVALID, "%d axes sliced in an input of rank %d", n, x->rank);
-    for (int d = 0; d < x->rank; d++) {
+    if (n > rank) return gf_fail(GF_ERR_INVALID, "%d axes sliced in an input of rank %d", n, rank);
+    for (int d = 0; d < rank; d++) {
         p->start[d] = 0;
         p->step[d] = 1;
-        p->dims[d] = x->dims[d];
+        p->dims[d] = dims[d];
     }
     unsigned char seen[GF_MAX_RANK] = {0};
     for (int i = 0; i < n; i++) {
         int axis;
-        if ((st = gf_axis(ctx, count[SL_AXES] >= 0 ? v[SL_AXES][i] : i, x->rank, &axis))) return st;
+        gf_status st = gf_axis(ctx, count[SL_AXES] >= 0 ? b->v[SL_AXES][i] : i, rank, &axis);
+        if (st) return st;
         if (seen[axis]) return gf_fail(GF_ERR_INVALID, "axis %d is sliced twice", axis);
         seen[axis] = 1;
-        int64_t step = count[SL_STEPS] >= 0 ? v[SL_STEPS][i] : 1;
+        int64_t step = count[SL_STEPS] >= 0 ? b->v[SL_STEPS][i] : 1;
         if (step == 0) return gf_fail(GF_ERR_INVALID, "step on axis %d is 0", axis);
-        slice_axis(x->dims[axis], v[SL_STARTS][i], v[SL_ENDS][i], step, &p->start[axis], &p->dims[axis]);
+        slice_axis(dims[axis], b->v[SL_STARTS][i], b->v[SL_ENDS][i], step, &p->start[axis], &p->dims[axis]);
         p->step[axis] = step;
     }
     return GF_OK;
+}
+
+gf_status gf_slice_plan_of(const gf_op_ctx *ctx, int rank, const int64_t *dims, const gf_tensor *const *bounds,
+                           gf_slice_plan *p, int *dynamic)
+{
+    slice_bounds b;
+    gf_status st = slice_bounds_from_tensors(bounds, &b, dynamic);
+    if (st || *dynamic) return st;
+    return slice_plan_from_bounds(ctx, rank, dims, &b, p);
+}
+
+void gf_slice_view(const gf_slice_plan *p, int rank, const int64_t *dims, int64_t *first, int64_t *strides)
+{
+    int64_t s = 1;
+    *first = 0;
+    for (int d = rank - 1; d >= 0; d--) {
+        *first += p->start[d] * s;
+        strides[d] = p->step[d] * s;
+        s *= dims[d];
+    }
+}
+
+/* Plans a Slice node: bounds as attributes before opset 10, inputs 1-4 from it. */
+static gf_status slice_plan_of(const gf_op_ctx *ctx, gf_slice_plan *p, int *dynamic)
+{
+    const gf_tensor *x = ctx->inputs[0];
+    if (ctx->node->opset >= 10) {
+        const gf_tensor *bounds[4];
+        for (int k = 0; k < 4; k++) bounds[k] = ctx->n_inputs > k + 1 ? ctx->inputs[k + 1] : NULL;
+        return gf_slice_plan_of(ctx, x->rank, x->dims, bounds, p, dynamic);
+    }
+    slice_bounds b;
+    *dynamic = 0;
+    gf_status st = slice_bounds_from_attrs(ctx, &b);
+    return st ? st : slice_plan_from_bounds(ctx, x->rank, x->dims, &b, p);
 }
 
 static gf_status slice_infer(gf_op_ctx *ctx)
 {
     gf_status st = gf_check_inputs(ctx, ctx->node->opset < 10 ? 1 : 3, ctx->node->opset < 10 ? 1 : 5);
     if (st) return st;
-    slice_plan p;
+    gf_slice_plan p;
     int dynamic;
     const gf_tensor *x = ctx->inputs[0];
     if ((st = slice_plan_of(ctx, &p, &dynamic))) return st;
@@ -313,19 +361,15 @@ static gf_status slice_infer(gf_op_ctx *ctx)
 
 static gf_status slice_cpu(gf_op_ctx *ctx)
 {
-    slice_plan p;
+    gf_slice_plan p;
     int dynamic;
     const gf_tensor *x = ctx->inputs[0];
     gf_tensor *y = ctx->outputs[0];
     gf_status st = slice_plan_of(ctx, &p, &dynamic);
     if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "slice bounds are still unknown while running");
     if (st || gf_tensor_numel(y) == 0) return st;
-    int64_t xs[GF_MAX_RANK], strides[GF_MAX_RANK], first = 0;
-    strides_of(x, xs);
-    for (int d = 0; d < x->rank; d++) {
-        first += p.start[d] * xs[d];
-        strides[d] = p.step[d] * xs[d];
-    }
+    int64_t first, strides[GF_MAX_RANK];
+    gf_slice_view(&p, x->rank, x->dims, &first, strides);
     size_t e = gf_dtype_size(x->dtype);
     gf_copy_strided(y->data, (const char *)x->data + first * (int64_t)e, e, y->rank, y->dims, strides);
     return GF_OK;

@@ -12,52 +12,13 @@
  * is copied, and a row that plainly repeats each element s times is written
  * without the index table, which makes YOLO's ×2 nearest upsampling little
  * more than memory copies. Both shortcuts are chosen by looking at the index
- * tables the general path uses, so they cannot disagree with it. */
-#include "op.h"
+ * tables the general path uses, so they cannot disagree with it. The mapping
+ * and taps are shared with ResizeGrad through resize.h. */
+#include "resize.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef enum resize_mode { MODE_NEAREST, MODE_LINEAR, MODE_CUBIC } resize_mode;
-
-typedef enum coord_mode {
-    COORD_HALF_PIXEL,
-    COORD_PYTORCH_HALF_PIXEL,
-    COORD_ALIGN_CORNERS,
-    COORD_ASYMMETRIC,
-    COORD_TF_HALF_PIXEL_FOR_NN,
-    COORD_TF_CROP_AND_RESIZE,
-} coord_mode;
-
-typedef enum nearest_mode {
-    NEAREST_ROUND_PREFER_FLOOR,
-    NEAREST_ROUND_PREFER_CEIL,
-    NEAREST_FLOOR,
-    NEAREST_CEIL,
-    NEAREST_SIMPLE, /* Upsample and Resize-10: floor when upsampling, ceil when downsampling */
-} nearest_mode;
-
-typedef struct resize_params {
-    resize_mode mode;
-    coord_mode coord;
-    nearest_mode nearest;
-    double cubic_a;
-    int exclude_outside;
-    double extrapolation;
-    const gf_tensor *roi;       /* NULL or empty unless tf_crop_and_resize */
-    const gf_tensor *scales;    /* NULL when not given (or empty) */
-    const gf_tensor *sizes;     /* NULL when not given (or empty) */
-    const float *scale_attr;    /* Upsample-7's scales attribute */
-} resize_params;
-
-/* How one axis maps output coordinates to source coordinates. */
-typedef struct axis_map {
-    int64_t in_len, out_len;
-    double scale;               /* output/input ratio the coordinate transform divides by */
-    double out_width;           /* scale × in_len: ONNX's reference uses this unrounded length */
-    double roi_start, roi_end;  /* tf_crop_and_resize only */
-} axis_map;
 
 /* ---- attributes and inputs ---- */
 
@@ -73,34 +34,55 @@ static int pick(const char *s, const char *const *names, int n)
     return -1;
 }
 
-static gf_status read_modes(const gf_op_ctx *ctx, resize_params *p)
+static gf_status read_modes(const gf_op_ctx *ctx, int old, gf_resize_params *p)
 {
     static const char *const modes[] = {"nearest", "linear", "cubic"};
-    /* In coord_mode's order; opset 11 spelled tf_half_pixel_for_nearest "tf_half_pixel_for_nn". */
+    /* In gf_resize_coord's order; opset 11 spelled tf_half_pixel_for_nearest "tf_half_pixel_for_nn". */
     static const char *const coords[] = {"half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric",
                                          "tf_half_pixel_for_nearest", "tf_crop_and_resize", "tf_half_pixel_for_nn"};
     static const char *const nearests[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
     const char *mode = gf_attr_string(ctx->node, "mode", "nearest");
     int m = pick(mode, modes, 3);
-    if (m < 0 || (m == MODE_CUBIC && old_semantics(ctx)))
+    if (m < 0 || (m == GF_RESIZE_CUBIC && old))
         return gf_fail(GF_ERR_INVALID, "unknown mode '%s'", mode);
-    p->mode = (resize_mode)m;
-    if (old_semantics(ctx)) {
-        p->coord = COORD_ASYMMETRIC;
-        p->nearest = NEAREST_SIMPLE;
+    p->mode = (gf_resize_mode)m;
+    if (old) {
+        p->coord = GF_COORD_ASYMMETRIC;
+        p->nearest = GF_NEAREST_SIMPLE;
     } else {
         const char *coord = gf_attr_string(ctx->node, "coordinate_transformation_mode", "half_pixel");
         const char *nearest = gf_attr_string(ctx->node, "nearest_mode", "round_prefer_floor");
         int c = pick(coord, coords, 7), n = pick(nearest, nearests, 4);
-        if (c == 6) c = COORD_TF_HALF_PIXEL_FOR_NN;
+        if (c == 6) c = GF_COORD_TF_HALF_PIXEL_FOR_NN;
         if (c < 0) return gf_fail(GF_ERR_UNSUPPORTED, "coordinate_transformation_mode '%s' is not supported", coord);
         if (n < 0) return gf_fail(GF_ERR_INVALID, "unknown nearest_mode '%s'", nearest);
-        p->coord = (coord_mode)c;
-        p->nearest = (nearest_mode)n;
+        p->coord = (gf_resize_coord)c;
+        p->nearest = (gf_resize_nearest)n;
     }
     p->cubic_a = gf_attr_float(ctx->node, "cubic_coeff_a", -0.75f);
     p->exclude_outside = gf_attr_int(ctx->node, "exclude_outside", 0) != 0;
     p->extrapolation = gf_attr_float(ctx->node, "extrapolation_value", 0.0f);
+    return GF_OK;
+}
+
+/* Checks the opset 18 additions graft does not implement, and scales, sizes
+ * and roi against an input of the given rank. */
+static gf_status check_params(const gf_op_ctx *ctx, int rank, const gf_resize_params *p)
+{
+    if (gf_attr_int(ctx->node, "antialias", 0) || gf_node_attr(ctx->node, "axes") ||
+        strcmp(gf_attr_string(ctx->node, "keep_aspect_ratio_policy", "stretch"), "stretch"))
+        return gf_fail(GF_ERR_UNSUPPORTED, "antialias, axes and keep_aspect_ratio_policy (opset 18) are not supported");
+    const gf_tensor *v = p->sizes ? p->sizes : p->scales;
+    if (v) {
+        if (p->sizes && v->dtype != GF_INT64) return gf_fail(GF_ERR_INVALID, "sizes must be int64");
+        if (p->scales && v->dtype != GF_FLOAT) return gf_fail(GF_ERR_INVALID, "scales must be float");
+        if (v->rank != 1 || v->dims[0] != rank)
+            return gf_fail(GF_ERR_INVALID, "%s needs %d values for an input of rank %d",
+                           p->sizes ? "sizes" : "scales", rank, rank);
+    }
+    if (p->coord == GF_COORD_TF_CROP_AND_RESIZE &&
+        (!p->roi || p->roi->rank != 1 || p->roi->dims[0] != 2 * rank))
+        return gf_fail(GF_ERR_INVALID, "tf_crop_and_resize needs roi with %d values", 2 * rank);
     return GF_OK;
 }
 
@@ -110,65 +92,63 @@ static const gf_tensor *given(const gf_op_ctx *ctx, int i)
     return t && gf_tensor_numel(t) > 0 ? t : NULL;
 }
 
-static gf_status read_params(const gf_op_ctx *ctx, resize_params *p)
+gf_status gf_resize_params_of(const gf_op_ctx *ctx, int first, int rank, gf_resize_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->roi = given(ctx, first);
+    p->scales = given(ctx, first + 1);
+    p->sizes = given(ctx, first + 2);
+    if (!p->scales == !p->sizes) return gf_fail(GF_ERR_INVALID, "exactly one of scales and sizes must be given");
+    gf_status st = read_modes(ctx, 0, p);
+    return st ? st : check_params(ctx, rank, p);
+}
+
+/* Upsample-7's scales attribute, Upsample-9's and Resize-10's scales input. */
+static gf_status read_old_params(const gf_op_ctx *ctx, int rank, gf_resize_params *p)
 {
     memset(p, 0, sizeof *p);
     gf_status st;
-    int rank = ctx->inputs[0] ? ctx->inputs[0]->rank : 0;
     if (is_upsample(ctx) && ctx->node->opset < 9) {
         if ((st = gf_check_inputs(ctx, 1, 1))) return st;
         int n;
         p->scale_attr = gf_attr_floats(ctx->node, "scales", &n);
         if (!p->scale_attr || n != rank)
             return gf_fail(GF_ERR_INVALID, "attribute scales needs %d values, has %d", rank, p->scale_attr ? n : 0);
-    } else if (old_semantics(ctx)) {
+    } else {
         if ((st = gf_check_inputs(ctx, 2, 2))) return st;
         p->scales = ctx->inputs[1];
-    } else {
-        if ((st = gf_check_inputs(ctx, 1, 4))) return st;
-        p->roi = given(ctx, 1);
-        p->scales = given(ctx, 2);
-        p->sizes = given(ctx, 3);
-        if (!p->scales == !p->sizes)
-            return gf_fail(GF_ERR_INVALID, "exactly one of scales and sizes must be given");
     }
-    if ((st = read_modes(ctx, p))) return st;
-    if (gf_attr_int(ctx->node, "antialias", 0) || gf_node_attr(ctx->node, "axes") ||
-        strcmp(gf_attr_string(ctx->node, "keep_aspect_ratio_policy", "stretch"), "stretch"))
-        return gf_fail(GF_ERR_UNSUPPORTED, "antialias, axes and keep_aspect_ratio_policy (opset 18) are not supported");
+    if ((st = read_modes(ctx, 1, p))) return st;
+    return check_params(ctx, rank, p);
+}
+
+static gf_status read_params(const gf_op_ctx *ctx, gf_resize_params *p)
+{
+    int rank = ctx->inputs[0] ? ctx->inputs[0]->rank : 0;
+    gf_status st;
+    if (old_semantics(ctx)) st = read_old_params(ctx, rank, p);
+    else if (!(st = gf_check_inputs(ctx, 1, 4))) st = gf_resize_params_of(ctx, 1, rank, p);
+    if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
-    if (p->mode == MODE_NEAREST ? gf_dtype_size(x->dtype) == 0 || x->dtype == GF_STRING
-                                : x->dtype != GF_FLOAT && x->dtype != GF_DOUBLE && x->dtype != GF_FLOAT16)
+    if (p->mode == GF_RESIZE_NEAREST ? gf_dtype_size(x->dtype) == 0 || x->dtype == GF_STRING
+                                     : x->dtype != GF_FLOAT && x->dtype != GF_DOUBLE && x->dtype != GF_FLOAT16)
         return gf_fail(GF_ERR_UNSUPPORTED, "%s resize of element type %s is not supported",
-                       p->mode == MODE_NEAREST ? "nearest" : "linear/cubic", gf_dtype_name(x->dtype));
-    const gf_tensor *v = p->sizes ? p->sizes : p->scales;
-    if (v) {
-        if (p->sizes && v->dtype != GF_INT64) return gf_fail(GF_ERR_INVALID, "sizes must be int64");
-        if (p->scales && v->dtype != GF_FLOAT) return gf_fail(GF_ERR_INVALID, "scales must be float");
-        if (v->rank != 1 || v->dims[0] != rank)
-            return gf_fail(GF_ERR_INVALID, "%s needs %d values for an input of rank %d",
-                           p->sizes ? "sizes" : "scales", rank, rank);
-    }
-    if (p->coord == COORD_TF_CROP_AND_RESIZE &&
-        (!p->roi || p->roi->rank != 1 || p->roi->dims[0] != 2 * rank))
-        return gf_fail(GF_ERR_INVALID, "tf_crop_and_resize needs roi with %d values", 2 * rank);
+                       p->mode == GF_RESIZE_NEAREST ? "nearest" : "linear/cubic", gf_dtype_name(x->dtype));
     return GF_OK;
 }
 
-/* Whether the values that decide the output shape are known. */
-static int shape_known(const resize_params *p)
+int gf_resize_shape_known(const gf_resize_params *p)
 {
     if (p->scale_attr) return 1;
     const gf_tensor *v = p->sizes ? p->sizes : p->scales;
     return v->data != NULL;
 }
 
-/* Fills each axis's map from scales or sizes. Needs shape_known(). */
-static gf_status map_axes(const gf_tensor *x, const resize_params *p, axis_map *axes)
+gf_status gf_resize_map_axes(int rank, const int64_t *dims, const gf_resize_params *p, gf_resize_axis *axes)
 {
-    for (int d = 0; d < x->rank; d++) {
-        axis_map *a = &axes[d];
-        a->in_len = x->dims[d];
+    for (int d = 0; d < rank; d++) {
+        gf_resize_axis *a = &axes[d];
+        a->in_len = dims[d];
         if (p->sizes) {
             a->out_len = gf_int_at(p->sizes, d);
             if (a->out_len < 0) return gf_fail(GF_ERR_INVALID, "sizes[%d] is negative (%lld)", d, (long long)a->out_len);
@@ -185,9 +165,10 @@ static gf_status map_axes(const gf_tensor *x, const resize_params *p, axis_map *
         }
         a->roi_start = 0;
         a->roi_end = 1;
-        if (p->coord == COORD_TF_CROP_AND_RESIZE) {
+        /* The roi moves coordinates, not lengths: planning may not know it yet. */
+        if (p->coord == GF_COORD_TF_CROP_AND_RESIZE && p->roi->data) {
             a->roi_start = gf_num_at(p->roi, d);
-            a->roi_end = gf_num_at(p->roi, x->rank + d);
+            a->roi_end = gf_num_at(p->roi, rank + d);
         }
     }
     return GF_OK;
@@ -197,17 +178,17 @@ static gf_status map_axes(const gf_tensor *x, const resize_params *p, axis_map *
 
 /* The source coordinate of output coordinate j; sets *outside when
  * tf_crop_and_resize maps it outside the input. */
-static double source_coord(const axis_map *a, coord_mode c, int64_t j, int *outside)
+static double source_coord(const gf_resize_axis *a, gf_resize_coord c, int64_t j, int *outside)
 {
     double x = (double)j, in_last = (double)(a->in_len - 1), src;
     *outside = 0;
     switch (c) {
-    case COORD_HALF_PIXEL: return (x + 0.5) / a->scale - 0.5;
-    case COORD_PYTORCH_HALF_PIXEL: return a->out_width > 1 ? (x + 0.5) / a->scale - 0.5 : -0.5;
-    case COORD_ALIGN_CORNERS: return a->out_width == 1 ? 0 : x * in_last / (a->out_width - 1);
-    case COORD_ASYMMETRIC: return x / a->scale;
-    case COORD_TF_HALF_PIXEL_FOR_NN: return (x + 0.5) / a->scale;
-    case COORD_TF_CROP_AND_RESIZE:
+    case GF_COORD_HALF_PIXEL: return (x + 0.5) / a->scale - 0.5;
+    case GF_COORD_PYTORCH_HALF_PIXEL: return a->out_width > 1 ? (x + 0.5) / a->scale - 0.5 : -0.5;
+    case GF_COORD_ALIGN_CORNERS: return a->out_width == 1 ? 0 : x * in_last / (a->out_width - 1);
+    case GF_COORD_ASYMMETRIC: return x / a->scale;
+    case GF_COORD_TF_HALF_PIXEL_FOR_NN: return (x + 0.5) / a->scale;
+    case GF_COORD_TF_CROP_AND_RESIZE:
         src = a->out_width == 1 ? (a->roi_end - a->roi_start) * in_last / 2
                                 : x * (a->roi_end - a->roi_start) * in_last / (a->out_width - 1);
         src += a->roi_start * in_last;
@@ -224,21 +205,21 @@ static int64_t clamp_index(double i, int64_t len)
     return (int64_t)i;
 }
 
-static double nearest_source(double x, nearest_mode m, double scale)
+static double nearest_source(double x, gf_resize_nearest m, double scale)
 {
     double f = floor(x), r = x - f;
     switch (m) {
-    case NEAREST_ROUND_PREFER_FLOOR: return r <= 0.5 ? f : f + 1;
-    case NEAREST_ROUND_PREFER_CEIL: return r < 0.5 ? f : f + 1;
-    case NEAREST_FLOOR: return f;
-    case NEAREST_CEIL: return ceil(x);
-    case NEAREST_SIMPLE: return scale < 1 ? ceil(x) : trunc(x);
+    case GF_NEAREST_ROUND_PREFER_FLOOR: return r <= 0.5 ? f : f + 1;
+    case GF_NEAREST_ROUND_PREFER_CEIL: return r < 0.5 ? f : f + 1;
+    case GF_NEAREST_FLOOR: return f;
+    case GF_NEAREST_CEIL: return ceil(x);
+    case GF_NEAREST_SIMPLE: return scale < 1 ? ceil(x) : trunc(x);
     }
     return f;
 }
 
 /* Per output coordinate, the source index; -1 where tf_crop_and_resize extrapolates. */
-static void nearest_indices(const axis_map *a, const resize_params *p, int64_t *idx)
+static void nearest_indices(const gf_resize_axis *a, const gf_resize_params *p, int64_t *idx)
 {
     for (int64_t j = 0; j < a->out_len; j++) {
         int outside;
@@ -259,7 +240,7 @@ static void cubic_weights(double t, double A, double *w)
 
 /* Linear (k = 2) or cubic (k = 4) taps of every output coordinate: source
  * indices clamped to the input (edge padding) and their weights. */
-static void interp_taps(const axis_map *a, const resize_params *p, int k, int64_t *idx, double *w, unsigned char *outside)
+static void interp_taps(const gf_resize_axis *a, const gf_resize_params *p, int k, int64_t *idx, double *w, unsigned char *outside)
 {
     for (int64_t j = 0; j < a->out_len; j++) {
         int out;
@@ -284,8 +265,26 @@ static void interp_taps(const axis_map *a, const resize_params *p, int k, int64_
     }
 }
 
-/* An axis every output coordinate of which lands exactly on its own input coordinate. */
-static int is_identity(const axis_map *a, const resize_params *p)
+int gf_resize_taps_per_output(const gf_resize_params *p)
+{
+    return p->mode == GF_RESIZE_NEAREST ? 1 : p->mode == GF_RESIZE_LINEAR ? 2 : 4;
+}
+
+void gf_resize_taps(const gf_resize_axis *a, const gf_resize_params *p, int64_t *idx, double *w, unsigned char *outside)
+{
+    if (p->mode != GF_RESIZE_NEAREST) {
+        interp_taps(a, p, gf_resize_taps_per_output(p), idx, w, outside);
+        return;
+    }
+    nearest_indices(a, p, idx);
+    for (int64_t j = 0; j < a->out_len; j++) {
+        outside[j] = idx[j] < 0;
+        w[j] = outside[j] ? 0 : 1;
+        if (outside[j]) idx[j] = 0;
+    }
+}
+
+int gf_resize_is_identity(const gf_resize_axis *a, const gf_resize_params *p)
 {
     if (a->out_len != a->in_len) return 0;
     for (int64_t j = 0; j < a->out_len; j++) {
@@ -411,9 +410,9 @@ static void interp_pass(const double *in, double *out, const int64_t *dims, int 
     }
 }
 
-static gf_status resize_interp(const gf_tensor *x, gf_tensor *y, const resize_params *p, const axis_map *axes)
+static gf_status resize_interp(const gf_tensor *x, gf_tensor *y, const gf_resize_params *p, const gf_resize_axis *axes)
 {
-    int r = x->rank, k = p->mode == MODE_LINEAR ? 2 : 4;
+    int r = x->rank, k = gf_resize_taps_per_output(p);
     int64_t dims[GF_MAX_RANK], n = gf_tensor_numel(x), max_len = 1;
     for (int d = 0; d < r; d++) {
         dims[d] = x->dims[d];
@@ -427,7 +426,7 @@ static gf_status resize_interp(const gf_tensor *x, gf_tensor *y, const resize_pa
     if (!cur || !idx || !w || !outside) st = gf_fail(GF_ERR_NOMEM, "out of memory for resize buffers");
     for (int64_t i = 0; !st && i < n; i++) cur[i] = x->dtype == GF_FLOAT ? ((const float *)x->data)[i] : gf_num_at(x, i);
     for (int a = 0; !st && a < r; a++) {
-        if (is_identity(&axes[a], p)) continue;
+        if (gf_resize_is_identity(&axes[a], p)) continue;
         int64_t next_n = n / (dims[a] ? dims[a] : 1) * axes[a].out_len;
         if (dims[a] == 0) next_n = 0;
         double *next = malloc((size_t)(next_n ? next_n : 1) * sizeof *next);
@@ -435,7 +434,7 @@ static gf_status resize_interp(const gf_tensor *x, gf_tensor *y, const resize_pa
             st = gf_fail(GF_ERR_NOMEM, "out of memory for a resize pass of %lld elements", (long long)next_n);
             break;
         }
-        interp_taps(&axes[a], p, k, idx, w, outside);
+        gf_resize_taps(&axes[a], p, idx, w, outside);
         if (next_n) interp_pass(cur, next, dims, r, a, axes[a].out_len, k, idx, w, outside, p->extrapolation);
         free(cur);
         cur = next;
@@ -458,11 +457,11 @@ static gf_status resize_interp(const gf_tensor *x, gf_tensor *y, const resize_pa
 /* The common case, float32 with only the last two axes resized, straight from
  * the input: each output is the tensor product of its row taps and column taps
  * (the same sum the separable passes compute), with no intermediate buffers. */
-static int fits_direct_2d(const gf_tensor *x, const resize_params *p, const axis_map *axes)
+static int fits_direct_2d(const gf_tensor *x, const gf_resize_params *p, const gf_resize_axis *axes)
 {
     if (x->dtype != GF_FLOAT || x->rank < 2) return 0;
     for (int d = 0; d < x->rank - 2; d++)
-        if (!is_identity(&axes[d], p)) return 0;
+        if (!gf_resize_is_identity(&axes[d], p)) return 0;
     return 1;
 }
 
@@ -481,10 +480,10 @@ static inline void direct_row(float *dst, int64_t W, const float *const *rows, c
     }
 }
 
-static gf_status resize_direct_2d(const gf_tensor *x, gf_tensor *y, const resize_params *p, const axis_map *axes)
+static gf_status resize_direct_2d(const gf_tensor *x, gf_tensor *y, const gf_resize_params *p, const gf_resize_axis *axes)
 {
-    int r = x->rank, k = p->mode == MODE_LINEAR ? 2 : 4;
-    const axis_map *ah = &axes[r - 2], *aw = &axes[r - 1];
+    int r = x->rank, k = gf_resize_taps_per_output(p);
+    const gf_resize_axis *ah = &axes[r - 2], *aw = &axes[r - 1];
     int64_t H = ah->out_len, W = aw->out_len, in_w = aw->in_len, plane_in = ah->in_len * in_w;
     int64_t planes = gf_tensor_numel(y) / (H * W);
     int64_t *ih = malloc((size_t)(H + W) * (size_t)k * sizeof *ih);
@@ -498,8 +497,8 @@ static gf_status resize_direct_2d(const gf_tensor *x, gf_tensor *y, const resize
     }
     int64_t *iw = ih + H * k;
     double *wh = wt, *ww = wt + H * k;
-    interp_taps(ah, p, k, ih, wh, out);
-    interp_taps(aw, p, k, iw, ww, out + H);
+    gf_resize_taps(ah, p, ih, wh, out);
+    gf_resize_taps(aw, p, iw, ww, out + H);
     const float *xd = x->data;
     float *yd = y->data;
     float fill = (float)p->extrapolation;
@@ -527,17 +526,17 @@ static gf_status resize_direct_2d(const gf_tensor *x, gf_tensor *y, const resize
 
 static gf_status resize_infer(gf_op_ctx *ctx)
 {
-    resize_params p;
+    gf_resize_params p;
     gf_status st = read_params(ctx, &p);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
-    if (!shape_known(&p)) {
+    if (!gf_resize_shape_known(&p)) {
         ctx->outputs[0]->dtype = x->dtype;
         ctx->outputs[0]->rank = GF_RANK_DYNAMIC;
         return GF_OK;
     }
-    axis_map axes[GF_MAX_RANK];
-    if ((st = map_axes(x, &p, axes))) return st;
+    gf_resize_axis axes[GF_MAX_RANK];
+    if ((st = gf_resize_map_axes(x->rank, x->dims, &p, axes))) return st;
     int64_t dims[GF_MAX_RANK];
     for (int d = 0; d < x->rank; d++) dims[d] = axes[d].out_len;
     gf_set_shape(ctx->outputs[0], x->dtype, x->rank, dims);
@@ -546,14 +545,14 @@ static gf_status resize_infer(gf_op_ctx *ctx)
 
 static gf_status resize_cpu(gf_op_ctx *ctx)
 {
-    resize_params p;
+    gf_resize_params p;
     gf_status st = read_params(ctx, &p);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
     gf_tensor *y = ctx->outputs[0];
-    if (!shape_known(&p)) return gf_fail(GF_ERR_RUNTIME, "scales/sizes are not known when the kernel runs");
-    axis_map axes[GF_MAX_RANK];
-    if ((st = map_axes(x, &p, axes))) return st;
+    if (!gf_resize_shape_known(&p)) return gf_fail(GF_ERR_RUNTIME, "scales/sizes are not known when the kernel runs");
+    gf_resize_axis axes[GF_MAX_RANK];
+    if ((st = gf_resize_map_axes(x->rank, x->dims, &p, axes))) return st;
     int64_t numel = gf_tensor_numel(y);
     if (numel == 0) return GF_OK;
     if (x->rank == 0) {
@@ -562,7 +561,7 @@ static gf_status resize_cpu(gf_op_ctx *ctx)
     }
     for (int d = 0; d < x->rank; d++)
         if (x->dims[d] == 0) return gf_fail(GF_ERR_INVALID, "cannot resize an empty axis %d to %lld", d, (long long)axes[d].out_len);
-    if (p.mode != MODE_NEAREST)
+    if (p.mode != GF_RESIZE_NEAREST)
         return fits_direct_2d(x, &p, axes) ? resize_direct_2d(x, y, &p, axes) : resize_interp(x, y, &p, axes);
 
     int64_t *idx[GF_MAX_RANK] = {0};
