@@ -1,4 +1,5 @@
-/* Sliding-window geometry and oneDNN plumbing shared by conv.c and pool.c. */
+/* Sliding-window geometry and oneDNN plumbing shared by the conv and pool families
+ * (conv.c, pool.c and their gradients conv_grad.c, pool_grad.c). */
 #include "dnnl_util.h"
 
 #include <dnnl_debug.h>
@@ -105,6 +106,54 @@ gf_status gf_window_forward(const gf_op_ctx *ctx, int ceil_mode, gf_window *w)
     return GF_OK;
 }
 
+/* Whether some kernel tap of output window o along dim d lands inside the input. */
+static int window_touches_input(const gf_window *w, int d, int64_t o)
+{
+    int64_t start = o * w->stride[d] - w->pad_begin[d], dil = w->dilation[d];
+    int64_t k = start >= 0 ? 0 : (-start + dil - 1) / dil; /* the first tap at or after 0 */
+    return k < w->kernel[d] && start + k * dil < w->in[d];
+}
+
+gf_status gf_window_pool(const gf_op_ctx *ctx, const gf_tensor *x, gf_window *w)
+{
+    int n_kernel;
+    const int64_t *kernel = gf_attr_ints(ctx->node, "kernel_shape", &n_kernel);
+    if (!kernel) return gf_fail(GF_ERR_INVALID, "kernel_shape is required");
+    if (n_kernel != x->rank - 2)
+        return gf_fail(GF_ERR_INVALID, "kernel_shape has %d values, X has %d spatial dims", n_kernel, x->rank - 2);
+    gf_status st = gf_window_read(ctx, x, kernel, w);
+    if (!st) st = gf_window_forward(ctx, (int)gf_attr_int(ctx->node, "ceil_mode", 0), w);
+    for (int d = 0; !st && d < w->nsp; d++)
+        for (int64_t o = 0; o < w->out[d]; o++)
+            if (!window_touches_input(w, d, o))
+                return gf_fail(GF_ERR_INVALID, "output window %lld along spatial dim %d covers only padding",
+                               (long long)o, d);
+    return st;
+}
+
+gf_status gf_window_check_output(const gf_tensor *t, const char *name, int64_t n, int64_t c, const gf_window *w,
+                                 const char *producer)
+{
+    gf_tensor want = {.rank = w->nsp + 2, .dims = {n, c}};
+    for (int d = 0; d < w->nsp; d++) want.dims[2 + d] = w->out[d];
+    if (t->rank == want.rank && !memcmp(t->dims, want.dims, (size_t)want.rank * sizeof *want.dims)) return GF_OK;
+    char got_s[160], want_s[160];
+    return gf_fail(GF_ERR_SHAPE, "%s is %s, but %s outputs %s", name, gf_shape_str(t, got_s, sizeof got_s), producer,
+                   gf_shape_str(&want, want_s, sizeof want_s));
+}
+
+gf_status gf_shape_input(const gf_tensor *shape, const char *what, gf_tensor *like)
+{
+    if (shape->rank != 1) return gf_fail(GF_ERR_INVALID, "%s must be a 1-D shape tensor, has rank %d", what, shape->rank);
+    memset(like, 0, sizeof *like);
+    like->dtype = GF_FLOAT;
+    gf_status st = gf_read_ints(shape, what, like->dims, GF_MAX_RANK, &like->rank);
+    for (int d = 0; !st && d < like->rank; d++)
+        if (like->dims[d] < 0)
+            st = gf_fail(GF_ERR_INVALID, "%s[%d] is negative (%lld)", what, d, (long long)like->dims[d]);
+    return st;
+}
+
 /* ---- which implementation runs ---- */
 
 static pthread_once_t fastpath_once = PTHREAD_ONCE_INIT;
@@ -189,6 +238,18 @@ dnnl_status_t gf_dnnl_any_md(dnnl_memory_desc_t *md, int rank, const int64_t *di
     return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, dnnl_format_tag_any);
 }
 
+dnnl_status_t gf_dnnl_blocked_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims)
+{
+    static const dnnl_format_tag_t by16[] = {dnnl_nCw16c, dnnl_nChw16c, dnnl_nCdhw16c};
+    static const dnnl_format_tag_t by8[] = {dnnl_nCw8c, dnnl_nChw8c, dnnl_nCdhw8c};
+    int wide = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    int64_t block = wide ? 16 : 8;
+    if (rank < 3 || rank > 5 || dims[1] % block) return gf_dnnl_any_md(md, rank, dims);
+    dnnl_dims_t d;
+    for (int i = 0; i < rank; i++) d[i] = dims[i];
+    return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, (wide ? by16 : by8)[rank - 3]);
+}
+
 /* ---- plans ---- */
 
 static void plan_destroy(gf_dnnl_plan *p)
@@ -229,16 +290,30 @@ static gf_status plan_arg(gf_dnnl_arg *a, dnnl_engine_t eng, const dnnl_memory_d
     return s == dnnl_success ? GF_OK : dnnl_fail(s, "creating a reorder");
 }
 
-gf_status gf_dnnl_plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, int n_args,
-                             const gf_dnnl_arg_desc *args)
+/* The primitive descriptor of op_desc, given the one of its forward op as a hint when
+ * fwd_desc is not NULL; *pd stays NULL when oneDNN has no implementation. */
+static gf_status create_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, const_dnnl_op_desc_t op_desc,
+                           const_dnnl_op_desc_t fwd_desc)
+{
+    dnnl_primitive_desc_t hint = NULL;
+    dnnl_status_t s = dnnl_success;
+    if (fwd_desc) s = dnnl_primitive_desc_create(&hint, fwd_desc, NULL, eng, NULL);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, op_desc, NULL, eng, hint);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (s == dnnl_success) return GF_OK;
+    *pd = NULL;
+    return s == dnnl_unimplemented ? GF_OK : dnnl_fail(s, "creating a primitive descriptor");
+}
+
+static gf_status plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, const_dnnl_op_desc_t fwd_desc,
+                            int n_args, const gf_dnnl_arg_desc *args)
 {
     dnnl_engine_t eng = NULL;
     gf_status st = get_engine(&eng);
     if (st) return st;
     dnnl_primitive_desc_t pd;
-    dnnl_status_t s = dnnl_primitive_desc_create(&pd, op_desc, NULL, eng, NULL);
-    if (s == dnnl_unimplemented) return GF_OK;
-    if (s != dnnl_success) return dnnl_fail(s, "creating a primitive descriptor");
+    if ((st = create_pd(&pd, eng, op_desc, fwd_desc)) || !pd) return st;
+    dnnl_status_t s;
     plan->n_args = n_args;
     for (int i = 0; i < n_args && !st; i++) {
         gf_dnnl_arg *a = &plan->args[i];
@@ -253,6 +328,18 @@ gf_status gf_dnnl_plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, i
     dnnl_primitive_desc_destroy(pd);
     if (st) plan_destroy(plan);
     return st;
+}
+
+gf_status gf_dnnl_plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, int n_args,
+                             const gf_dnnl_arg_desc *args)
+{
+    return plan_build(plan, op_desc, NULL, n_args, args);
+}
+
+gf_status gf_dnnl_plan_build_backward(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc,
+                                      const_dnnl_op_desc_t fwd_desc, int n_args, const gf_dnnl_arg_desc *args)
+{
+    return plan_build(plan, op_desc, fwd_desc, n_args, args);
 }
 
 static gf_status run_reorder(gf_dnnl_arg *a, dnnl_stream_t stream)

@@ -1,5 +1,5 @@
-/* Private to the conv and pool families: the sliding-window geometry both share,
- * and the oneDNN plumbing behind their CPU fast paths.
+/* Private to the conv and pool families and their gradients: the sliding-window
+ * geometry they share, and the oneDNN plumbing behind their CPU fast paths.
  *
  * A fast path runs a oneDNN primitive between graft's dense row-major tensors and
  * whatever layouts the primitive prefers (blocked nChw8c and the like). A "plan" holds
@@ -33,6 +33,17 @@ gf_status gf_window_read(const gf_op_ctx *ctx, const gf_tensor *x, const int64_t
 /* The output size of a forward window (Conv, pools): from the explicit pads, or pads
  * chosen by auto_pad. ceil_mode rounds the window count up (pools). */
 gf_status gf_window_forward(const gf_op_ctx *ctx, int ceil_mode, gf_window *w);
+/* The window of a MaxPool or AveragePool (or their gradients) over x: reads kernel_shape
+ * and ceil_mode too, and fails when some window would cover only padding. */
+gf_status gf_window_pool(const gf_op_ctx *ctx, const gf_tensor *x, gf_window *w);
+/* Reads a 1-D int32/int64 input holding a tensor's shape (such as a gradient op's
+ * x_shape) into *like: its rank and dims, no data, so it can stand for that tensor
+ * in shape checks and gf_window_read. Fails naming `what`. */
+gf_status gf_shape_input(const gf_tensor *shape, const char *what, gf_tensor *like);
+/* Fails unless t is n x c x the window's output size: a gradient op's dY against the
+ * output of its forward op, which `producer` describes in the message. */
+gf_status gf_window_check_output(const gf_tensor *t, const char *name, int64_t n, int64_t c, const gf_window *w,
+                                 const char *producer);
 /* Fails when a shape's element count would overflow. */
 gf_status gf_check_numel(int rank, const int64_t *dims);
 /* Extent of the dilated kernel along axis d. */
@@ -97,12 +108,24 @@ typedef struct gf_dnnl_arg_desc {
 dnnl_status_t gf_dnnl_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, const int64_t *strides);
 /* A float32 descriptor that lets the primitive choose the layout. */
 dnnl_status_t gf_dnnl_any_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims);
+/* Activations in the channel-blocked layout of oneDNN's direct convolution kernels
+ * (nChw16c with AVX-512, nChw8c otherwise) when the channels fill whole blocks, "any"
+ * otherwise. Left to "any", oneDNN 2.6 picks its brgemm convolution on plain nhwc,
+ * whose float32 sums carry about twice the rounding error (measured: rms 2.8e-7 against
+ * 1.5e-7 on a 64-channel 3x3 layer); in training that is enough to flip ReLUs that sit
+ * within a few ulp of zero, and the gradients drift from PyTorch's, which uses the
+ * direct kernels. */
+dnnl_status_t gf_dnnl_blocked_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims);
 
 /* Builds a plan from an op descriptor whose memory descriptors may say "any". A
  * descriptor oneDNN cannot implement leaves plan->prim NULL and returns GF_OK. */
 typedef gf_status (*gf_dnnl_build_fn)(gf_dnnl_plan *plan, const void *arg);
 gf_status gf_dnnl_plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, int n_args,
                              const gf_dnnl_arg_desc *args);
+/* The same for a backward op descriptor, which oneDNN builds only with the primitive
+ * descriptor of its forward op as a hint: fwd_desc describes that forward op. */
+gf_status gf_dnnl_plan_build_backward(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc,
+                                      const_dnnl_op_desc_t fwd_desc, int n_args, const gf_dnnl_arg_desc *args);
 
 /* The plan cached under (build, key's bytes), built with build(plan, arg) on a miss.
  * The caller holds it until gf_dnnl_plan_release. */
