@@ -33,13 +33,14 @@ static int add_state(gf_builder *b, int param, const char *slot, int scalar, flo
     return v;
 }
 
+/* The step ops are element-wise: each may write its new values over its state. */
 static gf_status bind_updates(gf_builder *b, int n, const int *states, const int *sources)
 {
     gf_update *u = realloc(b->g->updates, (size_t)(b->g->n_updates + n) * sizeof *u);
     if (!u) return gf_fail(GF_ERR_NOMEM, "out of memory");
     b->g->updates = u;
     for (int k = 0; k < n; k++)
-        if (states[k] >= 0) u[b->g->n_updates++] = (gf_update){states[k], sources[k]};
+        if (states[k] >= 0) u[b->g->n_updates++] = (gf_update){states[k], sources[k], 1};
     return GF_OK;
 }
 
