@@ -22,6 +22,34 @@ static void attr_free(gf_attr *a)
     free(a->strings);
 }
 
+static void node_free(gf_node *n)
+{
+    free(n->name);
+    free(n->op_type);
+    free(n->domain);
+    free(n->inputs);
+    free(n->outputs);
+    for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
+    free(n->attrs);
+}
+
+void gf_graph_remove_nodes(gf_graph *g, const char *remove)
+{
+    int kept = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (remove[i]) {
+            node_free(&g->nodes[i]);
+            continue;
+        }
+        g->nodes[kept++] = g->nodes[i];
+    }
+    g->n_nodes = kept;
+    for (int v = 0; v < g->n_values; v++) g->values[v].producer = -1;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int o = 0; o < g->nodes[i].n_outputs; o++)
+            if (g->nodes[i].outputs[o] >= 0) g->values[g->nodes[i].outputs[o]].producer = i;
+}
+
 void gf_graph_free(gf_graph *g)
 {
     if (!g) return;
@@ -31,16 +59,7 @@ void gf_graph_free(gf_graph *g)
         for (int d = 0; d < GF_MAX_RANK; d++) free(v->dim_names[d]);
         gf_tensor_free(v->init);
     }
-    for (int i = 0; i < g->n_nodes; i++) {
-        gf_node *n = &g->nodes[i];
-        free(n->name);
-        free(n->op_type);
-        free(n->domain);
-        free(n->inputs);
-        free(n->outputs);
-        for (int a = 0; a < n->n_attrs; a++) attr_free(&n->attrs[a]);
-        free(n->attrs);
-    }
+    for (int i = 0; i < g->n_nodes; i++) node_free(&g->nodes[i]);
     for (int i = 0; i < g->n_opsets; i++) free(g->opsets[i].domain);
     free(g->opsets);
     free(g->values);
@@ -48,6 +67,12 @@ void gf_graph_free(gf_graph *g)
     free(g->inputs);
     free(g->outputs);
     free(g->updates);
+    for (int i = 0; i < g->n_meta; i++) {
+        free(g->meta_keys[i]);
+        free(g->meta_values[i]);
+    }
+    free(g->meta_keys);
+    free(g->meta_values);
     free(g->name);
     free(g->producer_name);
     free(g->slots);

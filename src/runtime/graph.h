@@ -73,6 +73,9 @@ typedef struct gf_value {
  * parameters, optimizer state and running statistics persist to the next step. */
 typedef struct gf_update {
     int state, source;
+    int in_place;            /* the node making `source` reads the state element by element before
+                                writing, so it may write straight into the state's storage when it
+                                is the state's last reader (the session checks that) */
 } gf_update;
 
 typedef struct gf_opset_import {
@@ -95,6 +98,8 @@ typedef struct gf_graph {
     char *producer_name;
     int n_updates;
     gf_update *updates;
+    int n_meta;              /* the model's metadata_props */
+    char **meta_keys, **meta_values;
     int n_slots;             /* open-addressing index of value names */
     int *slots;              /* value index + 1, 0 for empty */
 } gf_graph;
@@ -109,6 +114,10 @@ int gf_graph_find_value(const gf_graph *g, const char *name);
 /* Appends a node; returns its index or -1. Names and arrays are copied. */
 int gf_graph_add_node(gf_graph *g, const char *name, const char *op_type, const char *domain,
                       int n_inputs, const int *inputs, int n_outputs, const int *outputs);
+
+/* Drops the nodes i with remove[i] set, keeping the others' order; producers are
+ * renumbered. Values stay (a removed node's outputs must be made by other means). */
+void gf_graph_remove_nodes(gf_graph *g, const char *remove);
 
 /* Puts nodes in topological order; fails naming a node on a cycle or the
  * value nobody produces. */

@@ -237,6 +237,20 @@ gf_status gf_graph_from_proto(Onnx__ModelProto *mp, const gf_raw_span *spans, in
         g->opsets[i].version = mp->opset_import[i]->version;
         g->n_opsets++;
     }
+    if (!(g->meta_keys = calloc(mp->n_metadata_props + 1, sizeof(char *))) ||
+        !(g->meta_values = calloc(mp->n_metadata_props + 1, sizeof(char *)))) {
+        st = gf_fail(GF_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < mp->n_metadata_props; i++, g->n_meta++) {
+        g->meta_keys[i] = dup_or_empty(mp->metadata_props[i]->key);
+        g->meta_values[i] = dup_or_empty(mp->metadata_props[i]->value);
+        if (!g->meta_keys[i] || !g->meta_values[i]) {
+            g->n_meta++;
+            st = gf_fail(GF_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
 
     for (size_t i = 0; i < gp->n_initializer && !st; i++) {
         Onnx__TensorProto *tp = gp->initializer[i];
