@@ -224,6 +224,11 @@ typedef struct gf_train_options {
 
 void gf_train_defaults(gf_train_options *o, gf_optimizer kind);
 
+/* Replaces the classifier that makes the model's first output (the last Gemm, MatMul
+ * or 1x1 Conv before it) with a freshly initialised one of n_classes outputs, as
+ * PyTorch initialises nn.Linear, seeded. Its weight and bias keep their names. */
+gf_status gf_model_replace_head(gf_model *m, int n_classes, uint64_t seed);
+
 typedef struct gf_trainer gf_trainer;
 
 /* A trainer updates the model's own initializers: after training, gf_model_save
@@ -247,6 +252,18 @@ int64_t gf_trainer_steps_done(const gf_trainer *t);
 /* The trainable parameters' names, once the first step has built the graph. */
 int gf_trainer_num_params(const gf_trainer *t);
 const char *gf_trainer_param_name(const gf_trainer *t, int i);
+
+/* A checkpoint is an ONNX file: the model with its current weights and running
+ * statistics (so it also runs as a model), the optimizer's state, the step count,
+ * and the caller's own n key/value strings (epoch, data order, schedule), written
+ * atomically. Resuming (before the first step) from a checkpoint of this model and
+ * optimizer continues exactly where it stopped; one of another model is refused,
+ * naming the difference. */
+gf_status gf_trainer_save_checkpoint(gf_trainer *t, const char *path, int n, const char *const *keys,
+                                     const char *const *values);
+gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path);
+/* A value the loaded checkpoint's writer stored under key; NULL when none. */
+const char *gf_trainer_checkpoint_value(const gf_trainer *t, const char *key);
 
 /* ---- data: images for classification ---- */
 

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "cli.h"
 #include "runtime/error.h"
@@ -21,9 +22,13 @@ static const char train_usage[] =
     "           --centered  --clip-norm N\n"
     "loss:      --loss cross-entropy|nll|mse|l1|bce (cross-entropy)  --label-smoothing S\n"
     "           --ignore-index I\n"
+    "model:     --replace-head N (a new N-class classifier, initialised as PyTorch does)\n"
     "what:      --trainable GLOB  --freeze GLOB (parameter names; repeatable)\n"
     "           --freeze-before NODE (freeze everything feeding that node)\n"
     "output:    --log steps.csv (step,epoch,loss,lr[,accuracy])  --out trained.onnx\n"
+    "           --checkpoint ckpt.onnx (at the end, and every --checkpoint-every N steps)\n"
+    "           --resume ckpt.onnx (go on from a checkpoint of the same model, optimizer and data;\n"
+    "           --steps counts from the start of the first run)\n"
     "           --threads T  --quiet\n"
     "\n"
     "Weight decay applies to every trainable parameter, as in PyTorch.\n";
@@ -31,10 +36,10 @@ static const char train_usage[] =
 #define MAX_PATTERNS 64
 
 typedef struct train_args {
-    const char *model, *inputs, *labels, *out, *log, *freeze_before;
+    const char *model, *inputs, *labels, *out, *log, *freeze_before, *checkpoint, *resume;
     const char *trainable[MAX_PATTERNS], *freeze[MAX_PATTERNS];
     int n_trainable, n_freeze;
-    int steps, batch, shuffle, threads, quiet;
+    int steps, batch, shuffle, threads, quiet, replace_head, checkpoint_every;
     uint64_t seed;
     gf_train_options opt;
 } train_args;
@@ -79,6 +84,12 @@ static void parse_args(int argc, char **argv, train_args *a)
         else if (cli_flag("train", argc, argv, &i, "--labels", &v)) a->labels = v;
         else if (cli_flag("train", argc, argv, &i, "--out", &v)) a->out = v;
         else if (cli_flag("train", argc, argv, &i, "--log", &v)) a->log = v;
+        else if (cli_flag("train", argc, argv, &i, "--checkpoint", &v)) a->checkpoint = v;
+        else if (cli_flag("train", argc, argv, &i, "--checkpoint-every", &v))
+            a->checkpoint_every = cli_int("train", "--checkpoint-every", v, 1, 1 << 30);
+        else if (cli_flag("train", argc, argv, &i, "--resume", &v)) a->resume = v;
+        else if (cli_flag("train", argc, argv, &i, "--replace-head", &v))
+            a->replace_head = cli_int("train", "--replace-head", v, 1, 1 << 24);
         else if (cli_flag("train", argc, argv, &i, "--steps", &v)) a->steps = cli_int("train", "--steps", v, 1, 1 << 30);
         else if (cli_flag("train", argc, argv, &i, "--batch", &v)) a->batch = cli_int("train", "--batch", v, 1, 1 << 20);
         else if (cli_flag("train", argc, argv, &i, "--threads", &v)) a->threads = cli_int("train", "--threads", v, 0, 4096);
@@ -148,7 +159,10 @@ static void epoch_order(int64_t *order, int64_t n, int shuffle, uint64_t *rng)
 static void gather(const gf_tensor *all, const int64_t *order, int64_t count, gf_tensor *batch)
 {
     size_t row = all->dims[0] ? gf_tensor_nbytes(all) / (size_t)all->dims[0] : 0;
+    void *storage = batch->data;
     *batch = *all;
+    batch->data = storage;
+    batch->owns_data = 0;
     batch->dims[0] = count;
     for (int64_t i = 0; i < count; i++)
         memcpy((char *)batch->data + (size_t)i * row, (const char *)all->data + (size_t)order[i] * row, row);
@@ -171,6 +185,27 @@ static double batch_accuracy(const gf_tensor *logits, const gf_tensor *labels)
     return n ? (double)right / (double)n : -1;
 }
 
+/* Class labels must name one of the model's classes (or be the ignored label). */
+static gf_status check_labels(const gf_model *m, const gf_tensor *y, const train_args *a)
+{
+    gf_io_info out = gf_model_output(m, 0);
+    int classy = a->opt.loss.kind == GF_LOSS_CROSS_ENTROPY || a->opt.loss.kind == GF_LOSS_NLL;
+    if (!classy) return GF_OK;
+    if (y->dtype != GF_INT64)
+        return gf_fail(GF_ERR_INVALID, "%s: class labels must be int64, not %s", a->labels, gf_dtype_name(y->dtype));
+    int64_t classes = out.rank >= 2 ? out.dims[1] : -1;
+    const int64_t *label = y->data;
+    for (int64_t i = 0, n = gf_tensor_numel(y); i < n; i++) {
+        if (label[i] == a->opt.loss.ignore_index) continue;
+        if (label[i] < 0 || (classes > 0 && label[i] >= classes))
+            return gf_fail(GF_ERR_INVALID, "%s: label %lld (sample %lld) is not a class of %s, whose output '%s' has "
+                           "%lld classes%s", a->labels, (long long)label[i], (long long)(i / (n / y->dims[0])),
+                           a->model, out.name, (long long)classes,
+                           label[i] >= classes ? "; --replace-head N gives it a new head of N classes" : "");
+    }
+    return GF_OK;
+}
+
 static gf_status check_data(const gf_tensor *x, const gf_tensor *y, const train_args *a)
 {
     if (x->rank < 1 || y->rank < 1 || x->dims[0] != y->dims[0] || x->dims[0] == 0)
@@ -186,19 +221,58 @@ typedef struct train_run {
     gf_tensor *x, *y, xb, yb;
     int64_t *order;
     FILE *log;
+    uint64_t rng, epoch_rng;   /* the shuffle's state now, and when this epoch's order was drawn */
 } train_run;
+
+/* What a checkpoint adds to the trainer's own state: where the data order stands. */
+static gf_status save_checkpoint(train_run *r, const train_args *a)
+{
+    char rng[32], epoch_rng[32], samples[32];
+    snprintf(rng, sizeof rng, "%llu", (unsigned long long)r->rng);
+    snprintf(epoch_rng, sizeof epoch_rng, "%llu", (unsigned long long)r->epoch_rng);
+    snprintf(samples, sizeof samples, "%lld", (long long)r->x->dims[0]);
+    const char *keys[] = {"graft.train.rng", "graft.train.epoch_rng", "graft.train.samples"};
+    const char *values[] = {rng, epoch_rng, samples};
+    return gf_trainer_save_checkpoint(r->trainer, a->checkpoint, 3, keys, values);
+}
+
+static gf_status resume(train_run *r, const train_args *a, int64_t per_epoch)
+{
+    gf_status st = gf_trainer_load_checkpoint(r->trainer, a->resume);
+    if (st) return st;
+    const char *rng = gf_trainer_checkpoint_value(r->trainer, "graft.train.rng");
+    const char *epoch_rng = gf_trainer_checkpoint_value(r->trainer, "graft.train.epoch_rng");
+    const char *samples = gf_trainer_checkpoint_value(r->trainer, "graft.train.samples");
+    if (!rng || !epoch_rng || !samples)
+        return gf_fail(GF_ERR_INVALID, "%s: not written by graft train (no data position in it)", a->resume);
+    if (strtoll(samples, NULL, 10) != r->x->dims[0])
+        return gf_fail(GF_ERR_INVALID, "%s was trained on %s samples; %s holds %lld", a->resume, samples, a->inputs,
+                       (long long)r->x->dims[0]);
+    r->rng = strtoull(rng, NULL, 10);
+    r->epoch_rng = strtoull(epoch_rng, NULL, 10);
+    if (gf_trainer_steps_done(r->trainer) % per_epoch) {
+        /* Mid-epoch: draw this epoch's order again, as it was. */
+        r->rng = r->epoch_rng;
+        epoch_order(r->order, r->x->dims[0], a->shuffle, &r->rng);
+    }
+    return GF_OK;
+}
 
 static gf_status train_loop(train_run *r, const train_args *a)
 {
     int64_t n = r->x->dims[0], per_epoch = (n + a->batch - 1) / a->batch;
     int64_t steps = a->steps ? a->steps : per_epoch;
-    uint64_t rng = a->seed ^ 0x5DEECE66Dull;
-    gf_status st = GF_OK;
-    if (r->log) fprintf(r->log, "step,epoch,loss,lr,accuracy\n");
+    r->rng = a->seed ^ 0x5DEECE66Dull;
+    gf_status st = a->resume ? resume(r, a, per_epoch) : GF_OK;
+    int64_t first = gf_trainer_steps_done(r->trainer);
+    if (!st && r->log && ftell(r->log) == 0) fprintf(r->log, "step,epoch,loss,lr,accuracy\n");
     double t0 = cli_now_ms();
-    for (int64_t s = 0; s < steps && !st; s++) {
+    for (int64_t s = first; s < steps && !st; s++) {
         int64_t epoch = s / per_epoch, at = (s % per_epoch) * a->batch;
-        if (at == 0) epoch_order(r->order, n, a->shuffle, &rng);
+        if (at == 0) {
+            r->epoch_rng = r->rng;
+            epoch_order(r->order, n, a->shuffle, &r->rng);
+        }
         int64_t count = n - at < a->batch ? n - at : a->batch;
         gather(r->x, r->order + at, count, &r->xb);
         gather(r->y, r->order + at, count, &r->yb);
@@ -212,12 +286,20 @@ static gf_status train_loop(train_run *r, const train_args *a)
             if (acc >= 0) fprintf(r->log, "%.6f", acc);
             fputc('\n', r->log);
         }
-        if (!a->quiet)
-            fprintf(stderr, "step %lld/%lld  epoch %lld  loss %.6f  lr %.3g%s  %.1f ms/step\n", (long long)s + 1,
-                    (long long)steps, (long long)epoch + 1, loss, lr, acc >= 0 ? "" : "",
-                    (cli_now_ms() - t0) / (double)(s + 1));
+        if (!a->quiet) {
+            fprintf(stderr, "step %lld/%lld  epoch %lld  loss %.6f  lr %.3g", (long long)s + 1, (long long)steps,
+                    (long long)epoch + 1, loss, lr);
+            if (acc >= 0) fprintf(stderr, "  batch accuracy %.3f", acc);
+            fprintf(stderr, "  %.1f ms/step\n", (cli_now_ms() - t0) / (double)(s + 1 - first));
+        }
+        if (a->checkpoint && a->checkpoint_every && (s + 1) % a->checkpoint_every == 0) st = save_checkpoint(r, a);
     }
+    if (!st && a->checkpoint) st = save_checkpoint(r, a);
     if (!st && r->log && fflush(r->log)) st = gf_fail(GF_ERR_IO, "%s: cannot write: %s", a->log, strerror(errno));
+    struct rusage ru;
+    if (!st && !a->quiet && getrusage(RUSAGE_SELF, &ru) == 0)
+        fprintf(stderr, "trained %lld steps in %.1f s; peak resident memory %.0f MiB\n", (long long)(steps - first),
+                (cli_now_ms() - t0) / 1e3, (double)ru.ru_maxrss / 1024);
     return st;
 }
 
@@ -231,12 +313,14 @@ int cmd_train(int argc, char **argv)
     if (!st && gf_model_num_inputs(r.model) != 1)
         st = gf_fail(GF_ERR_UNSUPPORTED, "%s: training from the command line takes models with one input (this one has %d)",
                      a.model, gf_model_num_inputs(r.model));
+    if (!st && a.replace_head) st = gf_model_replace_head(r.model, a.replace_head, a.seed);
     if (!st) st = gf_tensor_read_pb(a.inputs, &r.x, &name);
     free(name);
     name = NULL;
     if (!st) st = gf_tensor_read_pb(a.labels, &r.y, &name);
     free(name);
     if (!st) st = check_data(r.x, r.y, &a);
+    if (!st) st = check_labels(r.model, r.y, &a);
     if (!st && !(r.order = malloc((size_t)r.x->dims[0] * sizeof *r.order))) st = gf_fail(GF_ERR_NOMEM, "out of memory");
     if (!st) {
         int64_t b = r.x->dims[0] < a.batch ? r.x->dims[0] : a.batch;
@@ -244,7 +328,7 @@ int cmd_train(int argc, char **argv)
         r.yb.data = malloc(gf_tensor_nbytes(r.y) / (size_t)r.y->dims[0] * (size_t)b + 1);
         if (!r.xb.data || !r.yb.data) st = gf_fail(GF_ERR_NOMEM, "out of memory");
     }
-    if (!st && a.log && !(r.log = fopen(a.log, "w"))) st = gf_fail(GF_ERR_IO, "%s: cannot create: %s", a.log, strerror(errno));
+    if (!st && a.log && !(r.log = fopen(a.log, a.resume ? "a" : "w"))) st = gf_fail(GF_ERR_IO, "%s: cannot create: %s", a.log, strerror(errno));
     if (!st) st = gf_trainer_new(r.model, &a.opt, &r.trainer);
     if (!st) st = train_loop(&r, &a);
     if (!st && a.out) st = gf_model_save(r.model, a.out);

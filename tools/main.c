@@ -12,7 +12,7 @@ static const struct {
     {"info", cmd_info, "inputs, outputs, ops, parameters, FLOPs and memory of a model"},
     {"run", cmd_run, "run a model on .pb tensors or classify images"},
     {"bench", cmd_bench, "latency and throughput, with a per-op profile"},
-//TRAIN
+    {"train", cmd_train, "finetune on tensors; writes the trained model as ONNX"},
 };
 
 static void help(FILE *f)

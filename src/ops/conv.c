@@ -302,7 +302,7 @@ static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
     gf_dnnl_arg_desc args[4];
     int n = 0;
     dnnl_memory_desc_t src_any, w_any, dst_any, bias;
-    if (gf_dnnl_md(&args[n].user, rank, src_dims, NULL) || gf_dnnl_any_md(&src_any, rank, src_dims)) return GF_OK;
+    if (gf_dnnl_md(&args[n].user, rank, src_dims, NULL) || gf_dnnl_blocked_md(&src_any, rank, src_dims)) return GF_OK;
     args[n++].arg = DNNL_ARG_SRC;
     if (gf_dnnl_md(&args[n].user, w_rank, w_dims, w_strides) || gf_dnnl_any_md(&w_any, w_rank, w_dims)) return GF_OK;
     args[n++].arg = DNNL_ARG_WEIGHTS;
@@ -311,7 +311,7 @@ static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
         args[n].user = bias;
         args[n++].arg = DNNL_ARG_BIAS;
     }
-    if (gf_dnnl_md(&args[n].user, rank, dst_dims, NULL) || gf_dnnl_any_md(&dst_any, rank, dst_dims)) return GF_OK;
+    if (gf_dnnl_md(&args[n].user, rank, dst_dims, NULL) || gf_dnnl_blocked_md(&dst_any, rank, dst_dims)) return GF_OK;
     args[n++].arg = DNNL_ARG_DST;
     for (int i = 0; i < n; i++) args[i].is_output = args[i].arg == DNNL_ARG_DST;
 

@@ -23,6 +23,7 @@ typedef enum value_kind {
     VALUE_INPUT,   /* points at the caller's data during a run */
     VALUE_ARENA,   /* static shape: lives in the arena */
     VALUE_DYNAMIC, /* shape known only while running: heap, freed after the run */
+    VALUE_IN_PLACE,/* a state's new value, written straight into the state's storage */
 } value_kind;
 
 struct gf_session {
@@ -34,6 +35,7 @@ struct gf_session {
     int planned;
     gf_tensor *vals;        /* per value: dtype, shape and data pointer */
     value_kind *kind;
+    int *in_place_of;       /* per VALUE_IN_PLACE value: the state it is written into */
     gf_tensor **folded;     /* per value: owned data of a folded constant */
     int *run_nodes, n_run;  /* nodes left to run after folding, in order */
     char *node_dynamic;     /* per node: infer again while running */
@@ -72,11 +74,12 @@ gf_status gf_session_new_graph(const gf_graph *g, const char *path, const gf_ses
     size_t nv = (size_t)s->g->n_values + 1, nn = (size_t)s->g->n_nodes + 1;
     s->vals = calloc(nv, sizeof *s->vals);
     s->kind = calloc(nv, sizeof *s->kind);
+    s->in_place_of = calloc(nv, sizeof *s->in_place_of);
     s->folded = calloc(nv, sizeof *s->folded);
     s->run_nodes = calloc(nn, sizeof *s->run_nodes);
     s->node_dynamic = calloc(nn, 1);
     s->times = calloc(nn, sizeof *s->times);
-    if (!s->vals || !s->kind || !s->folded || !s->run_nodes || !s->node_dynamic || !s->times) {
+    if (!s->vals || !s->kind || !s->in_place_of || !s->folded || !s->run_nodes || !s->node_dynamic || !s->times) {
         gf_session_free(s);
         return gf_fail(GF_ERR_NOMEM, "out of memory");
     }
@@ -102,6 +105,7 @@ void gf_session_free(gf_session *s)
     if (s->folded) release_plan(s);
     free(s->vals);
     free(s->kind);
+    free(s->in_place_of);
     free(s->folded);
     free(s->run_nodes);
     free(s->node_dynamic);
@@ -308,8 +312,30 @@ static gf_status plan_memory(gf_session *s)
     return st;
 }
 
-/* Each update's new value must be computed by a node, with its state's type and size. */
-static gf_status check_updates(const gf_session *s)
+/* The run step of the node that writes value v, and the last step that reads it (-1: none). */
+static int step_writing(const gf_session *s, int v)
+{
+    for (int step = 0; step < s->n_run; step++) {
+        const gf_node *n = &s->g->nodes[s->run_nodes[step]];
+        for (int k = 0; k < n->n_outputs; k++)
+            if (n->outputs[k] == v) return step;
+    }
+    return -1;
+}
+
+static int last_step_reading(const gf_session *s, int v)
+{
+    for (int step = s->n_run - 1; step >= 0; step--) {
+        const gf_node *n = &s->g->nodes[s->run_nodes[step]];
+        for (int k = 0; k < n->n_inputs; k++)
+            if (n->inputs[k] == v) return step;
+    }
+    return -1;
+}
+
+/* Each update's new value must be computed by a node, with its state's type and size.
+ * Where allowed and safe it is computed in place. */
+static gf_status check_updates(gf_session *s)
 {
     for (int u = 0; u < s->g->n_updates; u++) {
         const gf_update *b = &s->g->updates[u];
@@ -318,6 +344,11 @@ static gf_status check_updates(const gf_session *s)
             gf_tensor_nbytes(src) != gf_tensor_nbytes(state))
             return gf_fail(GF_ERR_INVALID, "update of '%s' from '%s': the new value does not fit the state",
                            s->g->values[b->state].name, s->g->values[b->source].name);
+        if (b->in_place && !s->g->values[b->source].is_output &&
+            last_step_reading(s, b->state) <= step_writing(s, b->source)) {
+            s->kind[b->source] = VALUE_IN_PLACE;
+            s->in_place_of[b->source] = b->state;
+        }
     }
     return GF_OK;
 }
@@ -452,6 +483,7 @@ static void apply_updates(gf_session *s)
     for (int u = 0; u < s->g->n_updates; u++) {
         const gf_update *b = &s->g->updates[u];
         gf_tensor *state = s->g->values[b->state].init;
+        if (s->kind[b->source] == VALUE_IN_PLACE) continue;
         memcpy(state->data, s->vals[b->source].data, gf_tensor_nbytes(state));
     }
 }
@@ -476,8 +508,10 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
         if (st) return gf_fail_context(st, "%s", s->path);
     }
     for (int i = 0; i < g->n_inputs; i++) s->vals[g->inputs[i]].data = inputs[i]->data;
-    for (int v = 0; v < g->n_values; v++)
+    for (int v = 0; v < g->n_values; v++) {
         if (s->kind[v] == VALUE_STATE) s->vals[v].data = g->values[v].init->data;
+        if (s->kind[v] == VALUE_IN_PLACE) s->vals[v].data = g->values[s->in_place_of[v]].init->data;
+    }
 
     gf_status st = GF_OK;
     for (int step = 0; step < s->n_run && !st; step++) {

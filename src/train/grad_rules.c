@@ -209,6 +209,24 @@ static gf_status pad_grad(gf_grad_ctx *c)
     return ni < 0 ? GF_ERR_UNSUPPORTED : gr_done(c);
 }
 
+/* Resize-10 and Upsample round nearest coordinates down where they enlarge and up where
+ * they shrink: one nearest_mode serves a node only when all its resized axes agree. */
+static gf_status legacy_nearest_mode(const gf_builder *b, int scales, const char **mode)
+{
+    const gf_tensor *t = scales >= 0 ? b->g->values[scales].init : NULL;
+    if (!t) return gf_fail(GF_ERR_UNSUPPORTED, "the scales must be a constant to train");
+    int grow = 0, shrink = 0;
+    for (int64_t i = 0, n = gf_tensor_numel(t); i < n; i++) {
+        double s = gf_num_at(t, i);
+        grow |= s > 1;
+        shrink |= s < 1;
+    }
+    if (grow && shrink)
+        return gf_fail(GF_ERR_UNSUPPORTED, "no gradient for a nearest resize that enlarges some axes and shrinks others");
+    *mode = shrink ? "ceil" : "floor";
+    return GF_OK;
+}
+
 /* Resize from opset 11, and the older Resize/Upsample with their fixed coordinate rules. */
 static gf_status resize_grad(gf_grad_ctx *c)
 {
@@ -239,9 +257,11 @@ static gf_status resize_grad(gf_grad_ctx *c)
     for (int k = 1; k < c->fwd.n_inputs; k++) c->dx[k] = GR_NO_GRAD;
     if (!legacy) return gb_copy_attrs(b, ni, &c->fwd, NULL);
     const char *mode = gf_attr_string(&c->fwd, "mode", "nearest");
+    const char *nearest = "floor";
+    if (!strcmp(mode, "nearest") && (legacy_nearest_mode(b, in[3], &nearest))) return GF_ERR_UNSUPPORTED;
     gf_status st = gb_attr_string(b, ni, "mode", mode);
     if (!st) st = gb_attr_string(b, ni, "coordinate_transformation_mode", "asymmetric");
-    if (!st) st = gb_attr_string(b, ni, "nearest_mode", "floor");
+    if (!st) st = gb_attr_string(b, ni, "nearest_mode", nearest);
     return st;
 }
 

@@ -16,17 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct gf_trainer {
-    gf_model *model;
-    gf_train_options opt;
-    gf_graph *graph;          /* the training graph, NULL before the first step */
-    gf_session *session;
-    gf_param_set params;
-    int n_model_inputs;
-    double lr;
-    int64_t steps_done;
-    gf_tensor *output;        /* the model's first output, last step */
-};
 
 void gf_train_defaults(gf_train_options *o, gf_optimizer kind)
 {
@@ -50,6 +39,8 @@ gf_status gf_trainer_new(gf_model *m, const gf_train_options *opt, gf_trainer **
 {
     *out = NULL;
     if (gf_model_num_outputs(m) < 1) return gf_fail(GF_ERR_INVALID, "%s: the model has no output to train", m->path);
+    gf_status st = gf_untie_initializers(m->graph);
+    if (st) return gf_fail_context(st, "%s", m->path);
     gf_trainer *t = calloc(1, sizeof *t);
     if (!t) return gf_fail(GF_ERR_NOMEM, "out of memory");
     t->model = m;
@@ -67,6 +58,7 @@ void gf_trainer_free(gf_trainer *t)
     gf_graph_free(t->graph);
     gf_param_set_free(&t->params);
     gf_tensor_free(t->output);
+    gf_model_free(t->resume);
     free(t);
 }
 
@@ -77,6 +69,7 @@ static int add_input(gf_graph *g, const char *name, gf_dtype dtype, int rank)
     g->values[v].role = GF_ROLE_INPUT;
     g->values[v].dtype = dtype;
     g->values[v].rank = rank;
+    for (int d = 0; d < rank; d++) g->values[v].dims[d] = -1;
     return v;
 }
 
@@ -219,6 +212,7 @@ gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const g
     if (!t->graph) {
         gf_status st = build(t, inputs, labels);
         if (st) return gf_fail_context(st, "%s: building the training graph", t->model->path);
+        if (t->resume && (st = gf_checkpoint_apply_state(t))) return st;
     }
     int n_groups = t->opt.n_groups;
     const gf_tensor *all[GF_MAX_RANK + 70];

@@ -22,4 +22,24 @@ void gf_param_set_free(gf_param_set *p);
 gf_status gf_add_optimizer(gf_builder *b, const gf_train_options *opt, const gf_param_set *p, const int *grads,
                            int step, const int *lr);
 
+struct gf_trainer {
+    gf_model *model;
+    gf_train_options opt;
+    gf_graph *graph;          /* the training graph, NULL before the first step */
+    gf_session *session;
+    gf_param_set params;
+    int n_model_inputs;
+    double lr;
+    int64_t steps_done;
+    gf_tensor *output;        /* the model's first output, last step */
+    gf_model *resume;         /* a checkpoint whose optimizer state waits for the graph to exist */
+};
+
+/* Gives every value an exporter made as Identity(float initializer) an initializer
+ * of its own (untie.c). */
+gf_status gf_untie_initializers(gf_graph *g);
+
+/* Fills the training graph's optimizer state from t->resume (checkpoint.c). */
+gf_status gf_checkpoint_apply_state(gf_trainer *t);
+
 #endif
