@@ -245,9 +245,36 @@ void gf_trainer_free(gf_trainer *t);
 gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets, double *loss);
 /* The model's first output from the last step's forward pass (training mode); NULL before. */
 const gf_tensor *gf_trainer_output(const gf_trainer *t);
-/* The learning rate of the next steps (the base; groups scale it). */
+/* The learning rate of the next steps (the base; groups scale it). Setting one ends
+ * any schedule. */
 void gf_trainer_set_lr(gf_trainer *t, double lr);
 double gf_trainer_lr(const gf_trainer *t);
+/* A learning-rate schedule over the optimizer's lr, torch.optim.lr_scheduler's to the
+ * letter (README, "Schedules", gives the spec's grammar: "cosine:100", "step:30:0.1",
+ * "onecycle:0.1:1000", "plateau:0.1:5", any with ":warmup=N"). gf_trainer_lr follows it;
+ * the caller moves it on after each step or each epoch, as it chooses, as PyTorch's
+ * scheduler.step(); `metric` feeds reduce-on-plateau (the validation loss, say).
+ * Checkpoints keep its position; set it before resuming. */
+gf_status gf_trainer_set_schedule(gf_trainer *t, const char *spec);
+void gf_trainer_schedule_step(gf_trainer *t, double metric);
+/* ---- LR range test ----
+ * Rate i (0 .. n-1) of an exponential ramp: start * (end / start)^(i / (n - 1)). */
+double gf_lr_range_at(double start_lr, double end_lr, int64_t n, int64_t i);
+
+/* The suggested rate from the test's (lr, loss) pairs (lrs positive, increasing):
+ * the losses smoothed by a bias-corrected moving average (beta 0.98, as fastai),
+ * cut before the first non-finite loss or the first smoothed loss above 4 times
+ * the lowest before it (divergence), then the lr where the smoothed loss falls
+ * fastest against log(lr) (central differences, one-sided at the ends: the
+ * "steepest" suggestion of fastai and torch-lr-finder). Fails with fewer than 3
+ * points before divergence. */
+gf_status gf_lr_range_suggest(const double *lrs, const double *losses, int n, double *suggested);
+
+/* Changes what trains, as in gf_train_options (the patterns must outlive the trainer),
+ * from the next step on: gradual unfreezing. The training graph is rebuilt; parameters
+ * that went on training keep their optimizer state, new ones start fresh. */
+gf_status gf_trainer_set_trainable(gf_trainer *t, const char *const *trainable, int n_trainable,
+                                   const char *const *freeze, int n_freeze, const char *freeze_before);
 int64_t gf_trainer_steps_done(const gf_trainer *t);
 /* The trainable parameters' names, once the first step has built the graph. */
 int gf_trainer_num_params(const gf_trainer *t);

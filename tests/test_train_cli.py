@@ -138,6 +138,45 @@ def resumes_exactly(tmp):
     check("a checkpoint of another optimizer is refused", r.returncode == 1 and "adam" in r.stderr, r.stderr)
 
 
+def resumes_schedule_exactly(tmp):
+    """A schedule's position and a late unfreezing survive a checkpoint too."""
+    xs, ys, _, _ = dataset(tmp, n=40, seed=7)
+    common = ["--inputs", xs, "--labels", ys, "--batch", "12", "--seed", "3", "--optim", "adam", "--quiet",
+              "--sched", "onecycle:0.01:10", "--trainable", "fc.*", "--unfreeze-at", "6"]
+    straight, ck, resumed = (os.path.join(tmp, f) for f in ("s_straight.onnx", "s_ck.onnx", "s_resumed.onnx"))
+    log_straight, log_resumed = os.path.join(tmp, "s_straight.csv"), os.path.join(tmp, "s_resumed.csv")
+    r1 = graft("train", TINY, *common, "--steps", "10", "--out", straight, "--log", log_straight)
+    r2 = graft("train", TINY, *common, "--steps", "4", "--checkpoint", ck)
+    r3 = graft("train", TINY, *common, "--steps", "10", "--resume", ck, "--out", resumed, "--log", log_resumed)
+    ok = r1.returncode == r2.returncode == r3.returncode == 0
+    check("train with a schedule and unfreezing, checkpoint, resume", ok, r1.stderr + r2.stderr + r3.stderr)
+    if not ok:
+        return
+    a, b = initializers(straight), initializers(resumed)
+    check("resumed with a schedule and unfreezing: bit-identical weights", all(np.array_equal(a[k], b[k]) for k in a))
+    lrs = [row["lr"] for row in read_log(log_straight)]
+    check("the resumed run's rates are the schedule's from step 5 on", [row["lr"] for row in read_log(log_resumed)] == lrs[4:])
+    r = graft("train", TINY, *common[:-6], "--sched", "cosine:10", "--steps", "6", "--resume", ck)
+    check("resuming under another schedule is refused", r.returncode == 1 and "onecycle:0.01:10" in r.stderr, r.stderr)
+
+
+def finds_lr(tmp):
+    xs, ys, _, _ = dataset(tmp, n=64, seed=8)
+    log = os.path.join(tmp, "find_lr.csv")
+    r = graft("train", TINY, "--inputs", xs, "--labels", ys, "--batch", "16", "--find-lr", "1e-5:10:40", "--json",
+              "--log", log, "--quiet")
+    check("--find-lr runs", r.returncode == 0, r.stderr)
+    if r.returncode:
+        return
+    import json
+    found = json.loads(r.stdout)
+    rows = [line.split(",") for line in open(log).read().split()[1:]]
+    lrs = np.array([float(row[1]) for row in rows])
+    check("--find-lr ramps the rate exponentially from START to END",
+          len(rows) >= 3 and np.allclose(lrs, 1e-5 * (1e6 ** (np.arange(len(lrs)) / 39)), rtol=1e-6))
+    check("--find-lr suggests a rate inside the ramp", lrs[0] <= found["suggested_lr"] <= lrs[-1], r.stdout)
+
+
 def replaces_head_and_freezes(tmp):
     xs, ys, _, _ = dataset(tmp, n=32, classes=4, seed=1)
     out = os.path.join(tmp, "head4.onnx")
@@ -222,6 +261,8 @@ def main():
         learns_and_exports(tmp)
         repeats_exactly(tmp)
         resumes_exactly(tmp)
+        resumes_schedule_exactly(tmp)
+        finds_lr(tmp)
         replaces_head_and_freezes(tmp)
         bad_inputs(tmp)
     print(f"{passes} passed, {len(failures)} failed")

@@ -13,7 +13,9 @@ BatchNorm's weights and running statistics after the 5 steps to 2e-3 relative
 (max |graft - torch| / max |torch| per tensor).
 A small CNN: the first step's gradient of every parameter (from one SGD step
 with lr 1: g = w0 - w1), and 20 steps of Adam with L2 weight decay and of AdamW
-(losses and final parameters).
+(losses and final parameters); a cosine schedule with warm-up, parameter groups
+with their own rates and weight decay, and gradual unfreezing under Adam, each
+against torch's own (losses and parameters to 1e-4).
 """
 import os
 import subprocess
@@ -195,10 +197,90 @@ def small_cnn_cases(tmp):
         compare_tensors(f"small CNN {flag} 20 steps", weights, model.state_dict(), names, 2e-3)
 
 
+def graft_lrs(tmp, tag):
+    rows = [line.split(",") for line in open(os.path.join(tmp, tag + ".csv")).read().split("\n")[1:] if line]
+    return [float(row[3]) for row in rows]
+
+
+def schedule_group_unfreeze_cases(tmp):
+    """A schedule with warm-up, parameter groups, and gradual unfreezing, each as torch does it."""
+    torch.manual_seed(2)
+    base = SmallCNN()
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((6, 3, 16, 16)).astype(np.float32)
+    y = rng.integers(0, 5, 6).astype(np.int64)
+    path = os.path.join(tmp, "small_cnn_sched.onnx")
+    export(base, x, path)
+    init = {k: v.clone() for k, v in base.state_dict().items()}
+    names = [n for n, _ in base.named_parameters()]
+
+    # Cosine annealing over 8 steps after a 3-step linear warm-up from a third of the rate.
+    model = SmallCNN()
+    model.load_state_dict(init)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    sched = torch.optim.lr_scheduler.ChainedScheduler([
+        torch.optim.lr_scheduler.LinearLR(opt, start_factor=1 / 3, total_iters=3),
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=8)])
+    model.train()
+    ref, ref_lrs = [], []
+    for _ in range(10):
+        ref_lrs.append(opt.param_groups[0]["lr"])
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        ref.append(loss.item())
+        loss.backward()
+        opt.step()
+        sched.step()
+    losses, weights = graft_train(tmp, path, x, y, 10, ["--optim", "sgd", "--lr", "0.05", "--momentum", "0.9",
+                                                        "--sched", "cosine:8:warmup=3"], "cosine")
+    if losses is not None:
+        lrs = graft_lrs(tmp, "cosine")
+        worst = max(abs(a - b) for a, b in zip(lrs, ref_lrs)) / max(ref_lrs)
+        check("cosine with warm-up: the rate of every step is torch's", worst < 1e-6, f"worst {worst:.1e}")
+    compare_losses("cosine with warm-up", losses, ref, 1e-4)
+    compare_tensors("cosine with warm-up", weights, model.state_dict(), names, 1e-4)
+
+    # Discriminative rates: the head at 10x, the first conv at 0.1x without weight decay.
+    model = SmallCNN()
+    model.load_state_dict(init)
+    head = [p for n, p in model.named_parameters() if n.startswith("head.")]
+    first = [p for n, p in model.named_parameters() if n.startswith("features.0.")]
+    rest = [p for n, p in model.named_parameters() if not n.startswith(("head.", "features.0."))]
+    opt = torch.optim.SGD([{"params": head, "lr": 0.1}, {"params": first, "lr": 0.001, "weight_decay": 0},
+                           {"params": rest}], lr=0.01, momentum=0.9, weight_decay=1e-3)
+    ref = torch_train(model, x, y, opt, 6)
+    losses, weights = graft_train(tmp, path, x, y, 6, ["--optim", "sgd", "--lr", "0.01", "--momentum", "0.9",
+                                                       "--weight-decay", "1e-3", "--group", "head.*:10",
+                                                       "--group", "features.0.*:0.1:0"], "groups")
+    compare_losses("parameter groups", losses, ref, 1e-4)
+    compare_tensors("parameter groups", weights, model.state_dict(), names, 1e-4)
+
+    # Gradual unfreezing with Adam: the head alone for 3 steps, then everything; the
+    # parameters that join start their own step count (Adam's bias correction) then.
+    model = SmallCNN()
+    model.load_state_dict(init)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model.train()
+    ref = []
+    for step in range(8):
+        for n, p in model.named_parameters():
+            p.requires_grad_(step >= 3 or n.startswith("head."))
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+        ref.append(loss.item())
+        loss.backward()
+        opt.step()
+    losses, weights = graft_train(tmp, path, x, y, 8, ["--optim", "adam", "--lr", "1e-3", "--trainable", "head.*",
+                                                       "--unfreeze-at", "4"], "unfreeze")
+    compare_losses("unfreezing at step 4", losses, ref, 1e-4)
+    compare_tensors("unfreezing at step 4", weights, model.state_dict(), names, 1e-4)
+
+
 def main():
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         small_cnn_cases(tmp)
+        schedule_group_unfreeze_cases(tmp)
         resnet18_cases(tmp)
     print(f"{passes} passed, {len(failures)} failed")
     return 1 if failures else 0

@@ -1,6 +1,7 @@
 /* graft train MODEL --inputs X.pb --labels Y.pb: finetunes on tensors (a whole data
  * set or one batch, first axis the samples) and writes the trained model as ONNX. */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,24 +23,37 @@ static const char train_usage[] =
     "           --centered  --clip-norm N\n"
     "loss:      --loss cross-entropy|nll|mse|l1|bce (cross-entropy)  --label-smoothing S\n"
     "           --ignore-index I\n"
+    "schedule:  --sched SPEC (constant, step:N[:G], multistep:M1,M2[:G], exp:G, cosine:T[:MIN],\n"
+    "           onecycle:MAX_LR:TOTAL[:PCT], plateau[:FACTOR[:PATIENCE]]; any with :warmup=N)\n"
+    "           --sched-unit step|epoch (what a schedule position is; step)\n"
+    "           --find-lr [START:END[:STEPS]] (the LR range test: prints each rate's loss and the\n"
+    "           suggested rate, writes no model; 1e-7:10:100)\n"
     "model:     --replace-head N (a new N-class classifier, initialised as PyTorch does)\n"
     "what:      --trainable GLOB  --freeze GLOB (parameter names; repeatable)\n"
     "           --freeze-before NODE (freeze everything feeding that node)\n"
+    "           --unfreeze-at STEP (from that step on, everything trains)\n"
+    "           --group GLOB:LR_SCALE[:WEIGHT_DECAY] (parameters matching train at LR_SCALE times\n"
+    "           the rate, with their own weight decay; repeatable, the first match wins)\n"
     "output:    --log steps.csv (step,epoch,loss,lr[,accuracy])  --out trained.onnx\n"
     "           --checkpoint ckpt.onnx (at the end, and every --checkpoint-every N steps)\n"
     "           --resume ckpt.onnx (go on from a checkpoint of the same model, optimizer and data;\n"
     "           --steps counts from the start of the first run)\n"
-    "           --threads T  --quiet\n"
+    "           --threads T  --quiet  --json (a summary object on stdout at the end)\n"
     "\n"
     "Weight decay applies to every trainable parameter, as in PyTorch.\n";
 
 #define MAX_PATTERNS 64
 
 typedef struct train_args {
-    const char *model, *inputs, *labels, *out, *log, *freeze_before, *checkpoint, *resume;
+    const char *model, *inputs, *labels, *out, *log, *freeze_before, *checkpoint, *resume, *sched;
     const char *trainable[MAX_PATTERNS], *freeze[MAX_PATTERNS];
     int n_trainable, n_freeze;
-    int steps, batch, shuffle, threads, quiet, replace_head, checkpoint_every;
+    gf_param_group groups[MAX_PATTERNS];
+    char group_patterns[MAX_PATTERNS][256];
+    int n_groups;
+    int steps, batch, shuffle, threads, quiet, replace_head, checkpoint_every, unfreeze_at, sched_per_epoch;
+    int find_lr, find_lr_steps, json;
+    double find_lr_start, find_lr_end;
     uint64_t seed;
     gf_train_options opt;
 } train_args;
@@ -60,6 +74,44 @@ static gf_loss_kind parse_loss(const char *v)
     cli_usage_error("train", "--loss is one of cross-entropy, nll, mse, l1, bce, not '%s'", v);
 }
 
+/* GLOB:LR_SCALE[:WEIGHT_DECAY]; the glob is everything before the last one or two fields. */
+static void parse_group(const char *v, train_args *a)
+{
+    if (a->n_groups == MAX_PATTERNS) cli_usage_error("train", "too many --group options");
+    char text[256];
+    if (snprintf(text, sizeof text, "%s", v) >= (int)sizeof text) cli_usage_error("train", "--group '%s' is too long", v);
+    gf_param_group *g = &a->groups[a->n_groups];
+    g->weight_decay = -1;
+    char *last = strrchr(text, ':');
+    if (!last || last == text) cli_usage_error("train", "--group is GLOB:LR_SCALE[:WEIGHT_DECAY], not '%s'", v);
+    *last = 0;
+    char *before = strrchr(text, ':');
+    char *end;
+    double x = strtod(last + 1, &end);
+    if (*end || last[1] == 0 || x < 0) cli_usage_error("train", "--group '%s': '%s' is not a number >= 0", v, last + 1);
+    if (before && before != text) {
+        double scale = strtod(before + 1, &end);
+        if (!*end && before[1] && scale >= 0) { /* GLOB:SCALE:WD */
+            *before = 0;
+            g->lr_scale = scale;
+            g->weight_decay = x;
+        } else g->lr_scale = x;
+    } else g->lr_scale = x;
+    snprintf(a->group_patterns[a->n_groups], sizeof a->group_patterns[0], "%s", text);
+    g->pattern = a->group_patterns[a->n_groups++];
+}
+
+/* START:END[:STEPS] for --find-lr. */
+static void parse_find_lr(const char *v, train_args *a)
+{
+    char *end;
+    a->find_lr_start = strtod(v, &end);
+    if (*end == ':') a->find_lr_end = strtod(end + 1, &end);
+    if (*end == ':') a->find_lr_steps = (int)strtol(end + 1, &end, 10);
+    if (*end || !(a->find_lr_start > 0) || !(a->find_lr_end > a->find_lr_start) || a->find_lr_steps < 3)
+        cli_usage_error("train", "--find-lr is START:END[:STEPS] with 0 < START < END and STEPS >= 3, not '%s'", v);
+}
+
 /* --optim first: its defaults apply, then the flags that override them. */
 static void parse_args(int argc, char **argv, train_args *a)
 {
@@ -67,7 +119,7 @@ static void parse_args(int argc, char **argv, train_args *a)
     gf_optimizer kind = GF_OPTIM_SGD;
     for (int i = 1; i < argc; i++)
         if (cli_flag("train", argc, argv, &i, "--optim", &v)) kind = parse_optimizer(v);
-    *a = (train_args){.batch = 32, .shuffle = 1};
+    *a = (train_args){.batch = 32, .shuffle = 1, .find_lr_start = 1e-7, .find_lr_end = 10, .find_lr_steps = 100};
     gf_train_defaults(&a->opt, kind);
     gf_optim_options *o = &a->opt.optim;
     for (int i = 1; i < argc; i++) {
@@ -79,6 +131,19 @@ static void parse_args(int argc, char **argv, train_args *a)
         else if (!strcmp(argv[i], "--amsgrad")) o->amsgrad = 1;
         else if (!strcmp(argv[i], "--centered")) o->centered = 1;
         else if (!strcmp(argv[i], "--quiet")) a->quiet = 1;
+        else if (!strcmp(argv[i], "--json")) a->json = 1;
+        else if (!strcmp(argv[i], "--find-lr") && (i + 1 == argc || argv[i + 1][0] == '-' ||
+                                                    !strchr(argv[i + 1], ':'))) a->find_lr = 1;
+        else if (cli_flag("train", argc, argv, &i, "--find-lr", &v)) {
+            a->find_lr = 1;
+            parse_find_lr(v, a);
+        } else if (cli_flag("train", argc, argv, &i, "--sched", &v)) a->sched = v;
+        else if (cli_flag("train", argc, argv, &i, "--sched-unit", &v)) {
+            if (strcmp(v, "step") && strcmp(v, "epoch")) cli_usage_error("train", "--sched-unit is step or epoch, not '%s'", v);
+            a->sched_per_epoch = !strcmp(v, "epoch");
+        } else if (cli_flag("train", argc, argv, &i, "--group", &v)) parse_group(v, a);
+        else if (cli_flag("train", argc, argv, &i, "--unfreeze-at", &v))
+            a->unfreeze_at = cli_int("train", "--unfreeze-at", v, 1, 1 << 30);
         else if (cli_flag("train", argc, argv, &i, "--optim", &v)) continue;
         else if (cli_flag("train", argc, argv, &i, "--inputs", &v)) a->inputs = v;
         else if (cli_flag("train", argc, argv, &i, "--labels", &v)) a->labels = v;
@@ -129,7 +194,11 @@ static void parse_args(int argc, char **argv, train_args *a)
     a->opt.freeze = a->freeze;
     a->opt.n_freeze = a->n_freeze;
     a->opt.freeze_before = a->freeze_before;
+    a->opt.groups = a->groups;
+    a->opt.n_groups = a->n_groups;
     a->opt.seed = a->seed;
+    if (a->find_lr && (a->resume || a->sched))
+        cli_usage_error("train", "--find-lr sets the rates itself: it goes with neither --resume nor --sched");
     a->opt.session.num_threads = a->threads;
 }
 
@@ -258,28 +327,61 @@ static gf_status resume(train_run *r, const train_args *a, int64_t per_epoch)
     return GF_OK;
 }
 
+/* The batch of step s (0 first): drawn from this epoch's order, reshuffled at each epoch's start. */
+static void next_batch(train_run *r, const train_args *a, int64_t s, int64_t per_epoch)
+{
+    int64_t n = r->x->dims[0], at = (s % per_epoch) * a->batch;
+    if (at == 0) {
+        r->epoch_rng = r->rng;
+        epoch_order(r->order, n, a->shuffle, &r->rng);
+    }
+    int64_t count = n - at < a->batch ? n - at : a->batch;
+    gather(r->x, r->order + at, count, &r->xb);
+    gather(r->y, r->order + at, count, &r->yb);
+}
+
+/* The run in one line: on stderr, or as a JSON object on stdout with --json. */
+static void print_summary(const train_args *a, int64_t steps, double ms, double last_loss)
+{
+    struct rusage ru;
+    double peak_mib = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024 : 0;
+    if (a->json)
+        printf("{\"steps\": %lld, \"last_loss\": %.9g, \"seconds\": %.3f, \"peak_rss_mib\": %.1f}\n",
+               (long long)steps, last_loss, ms / 1e3, peak_mib);
+    else if (!a->quiet)
+        fprintf(stderr, "trained %lld steps in %.1f s; last loss %.6f; peak resident memory %.0f MiB\n",
+                (long long)steps, ms / 1e3, last_loss, peak_mib);
+}
+
 static gf_status train_loop(train_run *r, const train_args *a)
 {
     int64_t n = r->x->dims[0], per_epoch = (n + a->batch - 1) / a->batch;
     int64_t steps = a->steps ? a->steps : per_epoch;
     r->rng = a->seed ^ 0x5DEECE66Dull;
-    gf_status st = a->resume ? resume(r, a, per_epoch) : GF_OK;
+    gf_status st = a->sched ? gf_trainer_set_schedule(r->trainer, a->sched) : GF_OK;
+    if (!st && a->resume) st = resume(r, a, per_epoch);
     int64_t first = gf_trainer_steps_done(r->trainer);
+    if (!st && a->unfreeze_at && first >= a->unfreeze_at) st = gf_trainer_set_trainable(r->trainer, NULL, 0, NULL, 0, NULL);
     if (!st && r->log && ftell(r->log) == 0) fprintf(r->log, "step,epoch,loss,lr,accuracy\n");
-    double t0 = cli_now_ms();
+    double t0 = cli_now_ms(), epoch_loss = 0, last_loss = NAN;
     for (int64_t s = first; s < steps && !st; s++) {
-        int64_t epoch = s / per_epoch, at = (s % per_epoch) * a->batch;
-        if (at == 0) {
-            r->epoch_rng = r->rng;
-            epoch_order(r->order, n, a->shuffle, &r->rng);
-        }
-        int64_t count = n - at < a->batch ? n - at : a->batch;
-        gather(r->x, r->order + at, count, &r->xb);
-        gather(r->y, r->order + at, count, &r->yb);
+        int64_t epoch = s / per_epoch;
+        if (a->unfreeze_at && s + 1 == a->unfreeze_at &&
+            (st = gf_trainer_set_trainable(r->trainer, NULL, 0, NULL, 0, NULL)))
+            break;
+        next_batch(r, a, s, per_epoch);
         const gf_tensor *in[1] = {&r->xb};
         double loss, lr = gf_trainer_lr(r->trainer);
-        st = gf_trainer_step(r->trainer, in, &r->yb, &loss);
-        if (st) break;
+        if ((st = gf_trainer_step(r->trainer, in, &r->yb, &loss))) break;
+        epoch_loss += loss;
+        last_loss = loss;
+        int epoch_ends = (s + 1) % per_epoch == 0 || s + 1 == steps;
+        if (!a->sched_per_epoch) gf_trainer_schedule_step(r->trainer, loss);
+        else if (epoch_ends) {
+            /* Plateau watches the epoch's mean loss. */
+            gf_trainer_schedule_step(r->trainer, epoch_loss / (double)(s % per_epoch + 1));
+        }
+        if (epoch_ends) epoch_loss = 0;
         double acc = batch_accuracy(gf_trainer_output(r->trainer), &r->yb);
         if (r->log) {
             fprintf(r->log, "%lld,%lld,%.9g,%.9g,", (long long)s + 1, (long long)epoch + 1, loss, lr);
@@ -296,10 +398,46 @@ static gf_status train_loop(train_run *r, const train_args *a)
     }
     if (!st && a->checkpoint) st = save_checkpoint(r, a);
     if (!st && r->log && fflush(r->log)) st = gf_fail(GF_ERR_IO, "%s: cannot write: %s", a->log, strerror(errno));
-    struct rusage ru;
-    if (!st && !a->quiet && getrusage(RUSAGE_SELF, &ru) == 0)
-        fprintf(stderr, "trained %lld steps in %.1f s; peak resident memory %.0f MiB\n", (long long)(steps - first),
-                (cli_now_ms() - t0) / 1e3, (double)ru.ru_maxrss / 1024);
+    if (!st) print_summary(a, steps - first, cli_now_ms() - t0, last_loss);
+    return st;
+}
+
+/* The LR range test: one step at each rate of an exponential ramp, from the model's
+ * weights as they are (the weights move; nothing is written). Prints each rate's loss
+ * and the suggested rate. */
+static gf_status find_lr(train_run *r, const train_args *a)
+{
+    int64_t n = r->x->dims[0], per_epoch = (n + a->batch - 1) / a->batch, steps = a->find_lr_steps;
+    double *lrs = malloc((size_t)steps * sizeof *lrs), *losses = malloc((size_t)steps * sizeof *losses);
+    if (!lrs || !losses) {
+        free(lrs);
+        free(losses);
+        return gf_fail(GF_ERR_NOMEM, "out of memory");
+    }
+    r->rng = a->seed ^ 0x5DEECE66Dull;
+    gf_status st = GF_OK;
+    int done = 0;
+    if (r->log) fprintf(r->log, "step,lr,loss\n");
+    for (int64_t s = 0; s < steps && !st; s++) {
+        lrs[s] = gf_lr_range_at(a->find_lr_start, a->find_lr_end, steps, s);
+        gf_trainer_set_lr(r->trainer, lrs[s]);
+        next_batch(r, a, s, per_epoch);
+        const gf_tensor *in[1] = {&r->xb};
+        st = gf_trainer_step(r->trainer, in, &r->yb, &losses[s]);
+        if (st && strstr(gf_last_error(), "not finite")) {
+            st = GF_OK; /* diverged: the test ends here */
+            break;
+        }
+        if (!st) done++;
+        if (!st && r->log) fprintf(r->log, "%lld,%.9g,%.9g\n", (long long)s + 1, lrs[s], losses[s]);
+        if (!st && !a->quiet) fprintf(stderr, "lr %.3e  loss %.6f\n", lrs[s], losses[s]);
+    }
+    double best = 0;
+    if (!st) st = gf_lr_range_suggest(lrs, losses, done, &best);
+    if (!st) printf(a->json ? "{\"suggested_lr\": %.6g, \"steps\": %d}\n" : "suggested lr: %.3g (%d steps)\n", best,
+                    done);
+    free(lrs);
+    free(losses);
     return st;
 }
 
@@ -330,8 +468,8 @@ int cmd_train(int argc, char **argv)
     }
     if (!st && a.log && !(r.log = fopen(a.log, a.resume ? "a" : "w"))) st = gf_fail(GF_ERR_IO, "%s: cannot create: %s", a.log, strerror(errno));
     if (!st) st = gf_trainer_new(r.model, &a.opt, &r.trainer);
-    if (!st) st = train_loop(&r, &a);
-    if (!st && a.out) st = gf_model_save(r.model, a.out);
+    if (!st) st = a.find_lr ? find_lr(&r, &a) : train_loop(&r, &a);
+    if (!st && a.out && !a.find_lr) st = gf_model_save(r.model, a.out);
     if (!st && a.out && !a.quiet) fprintf(stderr, "wrote %s\n", a.out);
     int rc = st ? cli_fail() : 0;
     if (r.log) fclose(r.log);

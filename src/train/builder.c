@@ -154,6 +154,11 @@ int gb_const_float(gf_builder *b, const char *hint, float v)
     return new_initializer(b, hint, GF_FLOAT, 0, NULL, &v);
 }
 
+int gb_const_int(gf_builder *b, const char *hint, int64_t v)
+{
+    return new_initializer(b, hint, GF_INT64, 0, NULL, &v);
+}
+
 int gb_const_ints(gf_builder *b, const char *hint, const int64_t *v, int n)
 {
     int64_t dims[1] = {n};

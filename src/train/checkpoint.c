@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECKPOINT_FORMAT "1"
+#define CHECKPOINT_FORMAT "2" /* 2: per-parameter step counts */
 
 static const char *const optimizer_names[] = {"sgd", "adam", "adamw", "rmsprop", "asgd"};
 
@@ -28,7 +28,7 @@ gf_status gf_trainer_save_checkpoint(gf_trainer *t, const char *path, int n_extr
     for (int v = model->n_values; g && v < g->n_values; v++) n_state += g->values[v].is_state;
     const char **names = malloc(((size_t)n_state + 1) * sizeof *names);
     const gf_tensor **tensors = malloc(((size_t)n_state + 1) * sizeof *tensors);
-    const char **mk = malloc(((size_t)n_extra + 3) * sizeof *mk), **mv = malloc(((size_t)n_extra + 3) * sizeof *mv);
+    const char **mk = malloc(((size_t)n_extra + 5) * sizeof *mk), **mv = malloc(((size_t)n_extra + 5) * sizeof *mv);
     gf_status st = GF_OK;
     if (!names || !tensors || !mk || !mv) {
         st = gf_fail(GF_ERR_NOMEM, "out of memory");
@@ -45,6 +45,12 @@ gf_status gf_trainer_save_checkpoint(gf_trainer *t, const char *path, int n_extr
     mk[n_meta] = "graft.checkpoint", mv[n_meta++] = CHECKPOINT_FORMAT;
     mk[n_meta] = "graft.step", mv[n_meta++] = step;
     mk[n_meta] = "graft.optimizer", mv[n_meta++] = optimizer_names[t->opt.optim.kind];
+    char schedule[256];
+    if (t->has_schedule) {
+        gf_schedule_state_format(&t->schedule, schedule, sizeof schedule);
+        mk[n_meta] = "graft.schedule", mv[n_meta++] = t->schedule_spec;
+        mk[n_meta] = "graft.schedule.state", mv[n_meta++] = schedule;
+    }
     for (int i = 0; i < n_extra; i++) mk[n_meta] = keys[i], mv[n_meta++] = values[i];
     st = gf_model_save_extra(t->model, path, n_state, names, tensors, n_meta, mk, mv);
 out:
@@ -103,6 +109,24 @@ static gf_status check_same_model(const gf_graph *model, const gf_graph *ck, con
     return GF_OK;
 }
 
+/* The schedule must be the one the checkpoint was written with; it goes on from there. */
+static gf_status resume_schedule(gf_trainer *t, const gf_graph *ck, const char *path)
+{
+    const char *spec = meta(ck, "graft.schedule"), *state = meta(ck, "graft.schedule.state");
+    const char *mine = t->has_schedule ? t->schedule_spec : NULL;
+    if (!spec && !mine) return GF_OK;
+    if (!spec || !mine || strcmp(spec, mine))
+        return gf_fail(GF_ERR_INVALID, "%s was written with %s%s%s; this training has %s%s%s", path,
+                       spec ? "the schedule '" : "no schedule", spec ? spec : "", spec ? "'" : "",
+                       mine ? "the schedule '" : "none", mine ? mine : "", mine ? "'" : "");
+    gf_schedule resumed = t->schedule;
+    gf_status st = state ? gf_schedule_state_parse(&resumed, state)
+                         : gf_fail(GF_ERR_INVALID, "%s: the schedule's position is missing", path);
+    if (st) return gf_fail_context(st, "%s", path);
+    t->schedule = resumed;
+    return GF_OK;
+}
+
 gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path)
 {
     if (t->graph) return gf_fail(GF_ERR_INVALID, "resume from a checkpoint before the first step");
@@ -119,6 +143,7 @@ gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path)
         st = gf_fail(GF_ERR_INVALID, "%s was written by a %s optimizer; this training uses %s", path, optim,
                      optimizer_names[t->opt.optim.kind]);
     if (!st) st = check_same_model(mg, cg, path);
+    if (!st) st = resume_schedule(t, cg, path);
     for (int v = 0; v < mg->n_values && !st; v++) {
         gf_tensor *mine = mg->values[v].init;
         if (!mine || mine->dtype != GF_FLOAT) continue;
@@ -135,17 +160,17 @@ gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path)
     return GF_OK;
 }
 
-gf_status gf_checkpoint_apply_state(gf_trainer *t)
+gf_status gf_copy_optimizer_state(const gf_graph *from, gf_graph *to, int n_model_values, int all, const char *what)
 {
-    const gf_graph *g = t->graph, *cg = t->resume->graph;
-    for (int v = t->model->graph->n_values; v < g->n_values; v++) {
-        if (!g->values[v].is_state) continue;
-        int c = gf_graph_find_value(cg, g->values[v].name);
-        const gf_tensor *theirs = c >= 0 ? cg->values[c].init : NULL;
-        if (!theirs || !same_shape(theirs, g->values[v].init))
+    for (int v = n_model_values; v < to->n_values; v++) {
+        if (!to->values[v].is_state) continue;
+        int c = gf_graph_find_value(from, to->values[v].name);
+        const gf_tensor *theirs = c >= 0 ? from->values[c].init : NULL;
+        if (theirs && same_shape(theirs, to->values[v].init))
+            memcpy(to->values[v].init->data, theirs->data, gf_tensor_nbytes(theirs));
+        else if (all)
             return gf_fail(GF_ERR_INVALID, "%s: optimizer state '%s' is missing or of another shape (other optimizer "
-                           "settings than the run that wrote it?)", t->resume->path, g->values[v].name);
-        memcpy(g->values[v].init->data, theirs->data, gf_tensor_nbytes(theirs));
+                           "settings than the run that wrote it?)", what, to->values[v].name);
     }
     return GF_OK;
 }

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A state initializer shaped like `like` (or a scalar), filled with `fill`. */
-static int add_state(gf_builder *b, int param, const char *slot, int scalar, float fill)
+/* A state initializer of `dtype` shaped like the parameter (or a scalar), filled with `fill`. */
+static int add_typed_state(gf_builder *b, int param, const char *slot, gf_dtype dtype, int scalar, float fill)
 {
     char name[512];
     snprintf(name, sizeof name, "%s.%s", b->g->values[param].name, slot);
@@ -20,17 +20,44 @@ static int add_state(gf_builder *b, int param, const char *slot, int scalar, flo
     int v = gf_graph_value(b->g, name);
     const gf_tensor *like = b->g->values[param].init;
     gf_tensor *t = NULL;
-    if (v < 0 || gf_tensor_new(&t, GF_FLOAT, scalar ? 0 : like->rank, like->dims)) {
+    if (v < 0 || gf_tensor_new(&t, dtype, scalar ? 0 : like->rank, like->dims)) {
         gf_fail(GF_ERR_NOMEM, "out of memory for optimizer state '%s'", name);
         return -1;
     }
-    float *x = t->data;
-    for (int64_t i = 0, n = gf_tensor_numel(t); i < n; i++) x[i] = fill;
+    for (int64_t i = 0, n = gf_tensor_numel(t); i < n; i++) {
+        if (dtype == GF_INT64) ((int64_t *)t->data)[i] = (int64_t)fill;
+        else ((float *)t->data)[i] = fill;
+    }
     gf_value *val = &b->g->values[v];
     val->init = t;
     val->role = GF_ROLE_INITIALIZER;
     val->is_state = 1;
     return v;
+}
+
+/* A state initializer shaped like the parameter (or a scalar), filled with `fill`. */
+static int add_state(gf_builder *b, int param, const char *slot, int scalar, float fill)
+{
+    return add_typed_state(b, param, slot, GF_FLOAT, scalar, fill);
+}
+
+/* The parameter's own step count, as torch keeps state['step'] per parameter: an int64
+ * state, 0 before its first update, and the node that makes this step's number (1
+ * first). A parameter that starts training late (unfrozen) starts counting then. */
+static int param_step(gf_builder *b, int param)
+{
+    int count = add_typed_state(b, param, "step", GF_INT64, 1, 0);
+    int one = count < 0 ? -1 : gb_const_int(b, "step.one", 1);
+    int next = one < 0 ? -1 : gb_op2(b, "Add", b->g->values[param].name, count, one);
+    if (next < 0) return -1;
+    gf_update *u = realloc(b->g->updates, (size_t)(b->g->n_updates + 1) * sizeof *u);
+    if (!u) {
+        gf_fail(GF_ERR_NOMEM, "out of memory");
+        return -1;
+    }
+    b->g->updates = u;
+    u[b->g->n_updates++] = (gf_update){count, next, 0};
+    return next;
 }
 
 /* The step ops are element-wise: each may write its new values over its state. */
@@ -62,11 +89,12 @@ static gf_status add_step(gf_builder *b, const char *op, int n_in, const int *in
 }
 
 /* lr0: the group's learning rate at the start (ASGD's first eta). */
-static gf_status add_param_step(gf_builder *b, const gf_optim_options *o, double wd, double lr0, int p, int g,
-                                int step, int lr)
+static gf_status add_param_step(gf_builder *b, const gf_optim_options *o, double wd, double lr0, int p, int g, int lr)
 {
     int ni = -1;
     gf_status st;
+    int step = o->kind == GF_OPTIM_RMSPROP ? -1 : param_step(b, p);
+    if (o->kind != GF_OPTIM_RMSPROP && step < 0) return GF_ERR_NOMEM;
     switch (o->kind) {
     case GF_OPTIM_SGD: {
         int buf = o->momentum != 0 ? add_state(b, p, "momentum_buffer", 0, 0) : -1;
@@ -138,7 +166,7 @@ static gf_status clip_gradients(gf_builder *b, const gf_param_set *p, int *grads
 }
 
 gf_status gf_add_optimizer(gf_builder *b, const gf_train_options *opt, const gf_param_set *p, const int *grads_in,
-                           int step, const int *lr)
+                           const int *lr)
 {
     int *grads = malloc((size_t)p->n * sizeof *grads);
     if (!grads) return gf_fail(GF_ERR_NOMEM, "out of memory");
@@ -150,7 +178,7 @@ gf_status gf_add_optimizer(gf_builder *b, const gf_train_options *opt, const gf_
         double wd = group && opt->groups[group - 1].weight_decay >= 0 ? opt->groups[group - 1].weight_decay
                                                                       : opt->optim.weight_decay;
         double lr0 = opt->optim.lr * (group ? opt->groups[group - 1].lr_scale : 1);
-        st = add_param_step(b, &opt->optim, wd, lr0, p->values[i], grads[i], step, lr[group]);
+        st = add_param_step(b, &opt->optim, wd, lr0, p->values[i], grads[i], lr[group]);
         if (st) st = gf_fail_context(st, "optimizer step of '%s'", b->g->values[p->values[i]].name);
     }
     free(grads);

@@ -108,17 +108,6 @@ void gf_schedule_advance(gf_schedule *s, double metric);
 int gf_schedule_state_format(const gf_schedule *s, char *buf, size_t len);
 gf_status gf_schedule_state_parse(gf_schedule *s, const char *text);
 
-/* ---- LR range test ----
- * Rate i (0 .. n-1) of an exponential ramp: start * (end / start)^(i / (n - 1)). */
-double gf_lr_range_at(double start_lr, double end_lr, int64_t n, int64_t i);
-
-/* The suggested rate from the test's (lr, loss) pairs (lrs positive, increasing):
- * the losses smoothed by a bias-corrected moving average (beta 0.98, as fastai),
- * cut before the first non-finite loss or the first smoothed loss above 4 times
- * the lowest before it (divergence), then the lr where the smoothed loss falls
- * fastest against log(lr) (central differences, one-sided at the ends: the
- * "steepest" suggestion of fastai and torch-lr-finder). Fails with fewer than 3
- * points before divergence. */
-gf_status gf_lr_range_suggest(const double *lrs, const double *losses, int n, double *suggested);
+/* The LR range test (gf_lr_range_at, gf_lr_range_suggest) is public: graft.h. */
 
 #endif

@@ -41,8 +41,9 @@ gf_status gb_attr_ints(gf_builder *b, int ni, const char *name, const int64_t *v
 gf_status gb_attr_string(gf_builder *b, int ni, const char *name, const char *v);
 /* Copies every attribute of `from` but those listed (a NULL-terminated list, or NULL). */
 gf_status gb_copy_attrs(gf_builder *b, int ni, const gf_node *from, const char *const *except);
-/* New initializers: a float scalar, an int64 vector. -1 when out of memory. */
+/* New initializers: a float scalar, an int64 scalar, an int64 vector. -1 when out of memory. */
 int gb_const_float(gf_builder *b, const char *hint, float v);
+int gb_const_int(gf_builder *b, const char *hint, int64_t v);
 int gb_const_ints(gf_builder *b, const char *hint, const int64_t *v, int n);
 /* Shape(v) for a forward value, made once and folded by the session at plan time. */
 int gb_shape(gf_builder *b, int v);

@@ -59,6 +59,7 @@ void gf_trainer_free(gf_trainer *t)
     gf_param_set_free(&t->params);
     gf_tensor_free(t->output);
     gf_model_free(t->resume);
+    free(t->schedule_spec);
     free(t);
 }
 
@@ -158,7 +159,7 @@ static gf_status build(gf_trainer *t, const gf_tensor *const *inputs, const gf_t
         goto out;
     }
     if ((st = gf_autodiff_backward(&b, loss, t->params.values, t->params.n, grads))) goto out;
-    if ((st = gf_add_optimizer(&b, &t->opt, &t->params, grads, step, lr))) goto out;
+    if ((st = gf_add_optimizer(&b, &t->opt, &t->params, grads, lr))) goto out;
 
     gf_graph *g = b.g;
     g->n_inputs = t->n_model_inputs + 2 + t->opt.n_groups + 1;
@@ -207,13 +208,72 @@ static gf_status explain_non_finite(gf_trainer *t, const gf_tensor *const *all, 
     return gf_fail(GF_ERR_RUNTIME, "step %lld: %s", (long long)t->steps_done + 1, first);
 }
 
+/* The training graph for the current options: built at the first step, rebuilt when
+ * what trains has changed (the optimizer state of parameters that go on training
+ * carried over), with a resumed checkpoint's state applied once. */
+static gf_status ensure_graph(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *labels)
+{
+    if (t->graph && !t->retrain) return GF_OK;
+    gf_graph *old = t->graph;
+    gf_session *old_session = t->session;
+    gf_param_set old_params = t->params;
+    t->graph = NULL;
+    t->session = NULL;
+    memset(&t->params, 0, sizeof t->params);
+    gf_status st = build(t, inputs, labels);
+    if (st) {
+        t->graph = old;
+        t->session = old_session;
+        t->params = old_params;
+        return gf_fail_context(st, "%s: building the training graph", t->model->path);
+    }
+    int n_model = t->model->graph->n_values;
+    if (old) st = gf_copy_optimizer_state(old, t->graph, n_model, 0, t->model->path);
+    else if (t->resume) st = gf_copy_optimizer_state(t->resume->graph, t->graph, n_model, 1, t->resume->path);
+    gf_session_free(old_session);
+    gf_graph_free(old);
+    gf_param_set_free(&old_params);
+    t->retrain = 0;
+    return st;
+}
+
+gf_status gf_trainer_set_trainable(gf_trainer *t, const char *const *trainable, int n_trainable,
+                                   const char *const *freeze, int n_freeze, const char *freeze_before)
+{
+    t->opt.trainable = trainable;
+    t->opt.n_trainable = n_trainable;
+    t->opt.freeze = freeze;
+    t->opt.n_freeze = n_freeze;
+    t->opt.freeze_before = freeze_before;
+    t->retrain = 1;
+    return GF_OK;
+}
+
+gf_status gf_trainer_set_schedule(gf_trainer *t, const char *spec)
+{
+    if (t->resume)
+        return gf_fail(GF_ERR_INVALID, "set the schedule before resuming from a checkpoint, so that its position applies");
+    gf_schedule sched;
+    gf_status st = gf_schedule_parse(spec, t->opt.optim.lr, &sched);
+    if (st) return st;
+    char *copy = strdup(spec);
+    if (!copy) return gf_fail(GF_ERR_NOMEM, "out of memory");
+    free(t->schedule_spec);
+    t->schedule_spec = copy;
+    t->schedule = sched;
+    t->has_schedule = 1;
+    return GF_OK;
+}
+
+void gf_trainer_schedule_step(gf_trainer *t, double metric)
+{
+    if (t->has_schedule) gf_schedule_advance(&t->schedule, metric);
+}
+
 gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *labels, double *loss)
 {
-    if (!t->graph) {
-        gf_status st = build(t, inputs, labels);
-        if (st) return gf_fail_context(st, "%s: building the training graph", t->model->path);
-        if (t->resume && (st = gf_checkpoint_apply_state(t))) return st;
-    }
+    gf_status st = ensure_graph(t, inputs, labels);
+    if (st) return st;
     int n_groups = t->opt.n_groups;
     const gf_tensor *all[GF_MAX_RANK + 70];
     if (t->n_model_inputs > GF_MAX_RANK) return gf_fail(GF_ERR_UNSUPPORTED, "too many model inputs to train");
@@ -225,12 +285,12 @@ gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const g
     all[at++] = labels;
     all[at++] = &step;
     for (int k = 0; k <= n_groups; k++) {
-        lrs[k] = (float)(t->lr * (k ? t->opt.groups[k - 1].lr_scale : 1));
+        lrs[k] = (float)(gf_trainer_lr(t) * (k ? t->opt.groups[k - 1].lr_scale : 1));
         lr_t[k] = (gf_tensor){GF_FLOAT, 0, {0}, &lrs[k], 0};
         all[at++] = &lr_t[k];
     }
     gf_tensor *outs[2] = {NULL, NULL};
-    gf_status st = gf_session_run(t->session, all, outs);
+    st = gf_session_run(t->session, all, outs);
     if (st) {
         if (strstr(gf_last_error(), "CheckFinite")) return explain_non_finite(t, all, outs);
         return gf_fail_context(st, "step %lld", (long long)step_no);
@@ -244,8 +304,13 @@ gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const g
 }
 
 const gf_tensor *gf_trainer_output(const gf_trainer *t) { return t->output; }
-void gf_trainer_set_lr(gf_trainer *t, double lr) { t->lr = lr; }
-double gf_trainer_lr(const gf_trainer *t) { return t->lr; }
+void gf_trainer_set_lr(gf_trainer *t, double lr)
+{
+    t->lr = lr;
+    t->has_schedule = 0;
+}
+
+double gf_trainer_lr(const gf_trainer *t) { return t->has_schedule ? gf_schedule_lr(&t->schedule) : t->lr; }
 int64_t gf_trainer_steps_done(const gf_trainer *t) { return t->steps_done; }
 int gf_trainer_num_params(const gf_trainer *t) { return t->params.n; }
 

@@ -2,6 +2,7 @@
 #ifndef GF_TRAINER_IMPL_H
 #define GF_TRAINER_IMPL_H
 
+#include "schedule.h"
 #include "train_graph.h"
 
 /* The trainable parameters: value indices and group (0: the optimizer's own settings,
@@ -16,11 +17,11 @@ gf_status gf_select_params(const gf_graph *g, const gf_train_options *opt, gf_pa
 void gf_param_set_free(gf_param_set *p);
 
 /* Adds one optimizer-step node per parameter with a gradient (grads[i] >= 0), its
- * state as zero-initialised state initializers named "<param>.<slot>", and the update
- * bindings. `step` is the int64 graph input numbering the step (1 first), lr[g] the
- * float input holding group g's learning rate. */
+ * state as zero-initialised state initializers named "<param>.<slot>" (the step count
+ * "<param>.step" among them), and the update bindings. lr[g] is the float input
+ * holding group g's learning rate. */
 gf_status gf_add_optimizer(gf_builder *b, const gf_train_options *opt, const gf_param_set *p, const int *grads,
-                           int step, const int *lr);
+                           const int *lr);
 
 struct gf_trainer {
     gf_model *model;
@@ -33,13 +34,21 @@ struct gf_trainer {
     int64_t steps_done;
     gf_tensor *output;        /* the model's first output, last step */
     gf_model *resume;         /* a checkpoint whose optimizer state waits for the graph to exist */
+    int retrain;              /* what trains changed: rebuild the graph before the next step */
+    int has_schedule;
+    char *schedule_spec;
+    gf_schedule schedule;
 };
 
 /* Gives every value an exporter made as Identity(float initializer) an initializer
  * of its own (untie.c). */
 gf_status gf_untie_initializers(gf_graph *g);
 
-/* Fills the training graph's optimizer state from t->resume (checkpoint.c). */
-gf_status gf_checkpoint_apply_state(gf_trainer *t);
+/* Copies the optimizer state (the state initializers past the model's own values) of
+ * `from` into the training graph `to`, by name (checkpoint.c). Every state of `to`
+ * must be found, with its shape, when `all` is set (resuming: `what` names the
+ * checkpoint in errors); otherwise missing ones keep their fresh values (parameters
+ * that start to train). */
+gf_status gf_copy_optimizer_state(const gf_graph *from, gf_graph *to, int n_model_values, int all, const char *what);
 
 #endif
