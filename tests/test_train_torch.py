@@ -276,11 +276,93 @@ def schedule_group_unfreeze_cases(tmp):
     compare_tensors("unfreezing at step 4", weights, model.state_dict(), names, 1e-4)
 
 
+class TinyFCN(nn.Module):
+    """FCN-8s in miniature: three score layers, two learned x2 upsamplers, a fixed
+    bilinear x8 one, and the crops that align the maps (export.py's FCN8s, small)."""
+
+    def __init__(self, n_classes):
+        super().__init__()
+        block = lambda a, b: nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True))
+        self.to_pool3 = nn.Sequential(block(3, 8), block(8, 8), block(8, 8))
+        self.to_pool4 = block(8, 16)
+        self.to_pool5 = block(16, 16)
+        self.score_fr = nn.Conv2d(16, n_classes, 1)
+        self.score_pool4 = nn.Conv2d(16, n_classes, 1)
+        self.score_pool3 = nn.Conv2d(8, n_classes, 1)
+        self.upscore2 = nn.ConvTranspose2d(n_classes, n_classes, 4, stride=2, padding=1, bias=False)
+        self.upscore_pool4 = nn.ConvTranspose2d(n_classes, n_classes, 4, stride=2, padding=1, bias=False)
+        self.upscore8 = nn.ConvTranspose2d(n_classes, n_classes, 16, stride=8, padding=4, bias=False)
+        filt = torch.outer(torch.tensor([1 - abs(i - 7.5) / 8 for i in range(16)]),
+                           torch.tensor([1 - abs(i - 7.5) / 8 for i in range(16)]))
+        with torch.no_grad():
+            self.upscore8.weight.zero_()
+            for c in range(n_classes):
+                self.upscore8.weight[c, c] = filt
+
+    def forward(self, x):
+        pool3 = self.to_pool3(x)
+        pool4 = self.to_pool4(pool3)
+        up = self.upscore2(self.score_fr(self.to_pool5(pool4)))
+        up = self.upscore_pool4(up + self.score_pool4(pool4))
+        return self.upscore8(up + self.score_pool3(pool3))
+
+
+def segmentation_head_cases(tmp):
+    """--replace-head on an FCN: every score layer and upsampler gets the new class
+    count, the bilinear upsampler stays bilinear, PyTorch loads the result by name,
+    and per-pixel cross-entropy training from there agrees with PyTorch's."""
+    torch.manual_seed(3)
+    base = TinyFCN(21)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 64, 64)).astype(np.float32)
+    y = rng.integers(0, 3, (2, 64, 64)).astype(np.int64)
+    y[0, :4, :4] = -100  # ignored pixels
+    path = os.path.join(tmp, "tiny_fcn21.onnx")
+    base.eval()
+    torch.onnx.export(base, torch.from_numpy(x), path, opset_version=13, do_constant_folding=False,
+                      input_names=["input"], output_names=["scores"],
+                      dynamic_axes={"input": {0: "batch"}, "scores": {0: "batch"}})
+    # lr 0: the new head as graft initialised it, unchanged (no BatchNorm to move).
+    _, start = graft_train(tmp, path, x, y, 1, ["--optim", "sgd", "--lr", "0", "--replace-head", "3"], "fcn_head")
+    if start is None:
+        check("FCN head replacement: graft train ran", False)
+        return
+    shapes = {k: tuple(v.shape) for k, v in start.items()}
+    check("FCN head: the three score layers make 3 classes",
+          shapes["score_fr.weight"] == (3, 16, 1, 1) and shapes["score_pool4.weight"] == (3, 16, 1, 1)
+          and shapes["score_pool3.weight"] == (3, 8, 1, 1) and shapes["score_fr.bias"] == (3,), str(shapes))
+    check("FCN head: the upsamplers map 3 classes to 3",
+          all(shapes[k][:2] == (3, 3) for k in ("upscore2.weight", "upscore_pool4.weight", "upscore8.weight")))
+    up8 = start["upscore8.weight"]
+    check("FCN head: the bilinear upsampler stays channel-wise bilinear",
+          all(np.array_equal(up8[c, c], base.upscore8.weight[0, 0].detach().numpy()) for c in range(3))
+          and np.count_nonzero(up8 * (1 - np.eye(3)[:, :, None, None])) == 0)
+    bound = 1 / np.sqrt(16)
+    check("FCN head: a new score layer is drawn from U(-1/sqrt(fan_in), 1/sqrt(fan_in))",
+          np.abs(start["score_fr.weight"]).max() <= bound and np.abs(start["score_fr.weight"]).max() > 0.5 * bound)
+
+    model = TinyFCN(3)
+    missing = model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in start.items()}, strict=True)
+    check("FCN head: PyTorch loads the new model's weights by name", not missing.missing_keys)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    ref = torch_train(model, x, y, opt, 4)
+    head_path = os.path.join(tmp, "fcn_head.onnx")
+    losses, weights = graft_train(tmp, head_path, x, y, 4, ["--optim", "sgd", "--lr", "0.05", "--momentum", "0.9"],
+                                  "fcn_train")
+    if weights is not None:
+        check("FCN training moves the score layers", not np.array_equal(weights["score_fr.weight"], start["score_fr.weight"])
+              and not np.array_equal(weights["score_pool3.bias"], start["score_pool3.bias"]))
+    compare_losses("FCN per-pixel cross-entropy", losses, ref, 1e-4)
+    compare_tensors("FCN per-pixel cross-entropy", weights, model.state_dict(),
+                    ["score_fr.weight", "score_pool3.bias", "upscore2.weight", "to_pool3.0.0.weight"], 1e-4)
+
+
 def main():
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
         small_cnn_cases(tmp)
         schedule_group_unfreeze_cases(tmp)
+        segmentation_head_cases(tmp)
         resnet18_cases(tmp)
     print(f"{passes} passed, {len(failures)} failed")
     return 1 if failures else 0
