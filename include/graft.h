@@ -243,6 +243,11 @@ void gf_trainer_free(gf_trainer *t);
  * pass, before its update. A non-finite loss stops with a message naming the step and
  * the first node whose output was not finite, and leaves the parameters unchanged. */
 gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets, double *loss);
+/* Validation: the loss and the model's first output (a new tensor for the caller) in
+ * eval form — BatchNormalization on its running statistics, Dropout passing through —
+ * on the weights as they are now, training nothing. */
+gf_status gf_trainer_evaluate(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets, double *loss,
+                              gf_tensor **output);
 /* The model's first output from the last step's forward pass (training mode); NULL before. */
 const gf_tensor *gf_trainer_output(const gf_trainer *t);
 /* The learning rate of the next steps (the base; groups scale it). Setting one ends

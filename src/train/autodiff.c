@@ -116,6 +116,13 @@ static gf_status copy_node(gf_builder *b, const gf_node *n)
     return gb_copy_attrs(b, ni, n, NULL);
 }
 
+gf_status gf_copy_forward(gf_builder *b, const gf_graph *model)
+{
+    gf_status st = copy_values(b->g, model);
+    for (int i = 0; i < model->n_nodes && !st; i++) st = copy_node(b, &model->nodes[i]);
+    return st;
+}
+
 gf_status gf_autodiff_forward(gf_builder *b, const gf_graph *model, uint64_t seed, int *step_out)
 {
     gf_status st = copy_values(b->g, model);

@@ -91,6 +91,9 @@ extern const gf_grad_rule gf_grad_rules_basic[], gf_grad_rules_nn[];
  * (masks drawn from `seed` and the step number). *step receives the int64 scalar input
  * "graft.step" it adds for that (the caller lists it among the graph's inputs). */
 gf_status gf_autodiff_forward(gf_builder *b, const gf_graph *model, uint64_t seed, int *step);
+/* Copies the model's graph into b->g as it is, in eval form (value indices kept, the
+ * initializers reading the model's storage). */
+gf_status gf_copy_forward(gf_builder *b, const gf_graph *model);
 /* Adds the gradient nodes of `loss` (a float scalar) with respect to each of params[];
  * grads[i] receives the gradient value, -1 for a parameter the loss does not depend on. */
 gf_status gf_autodiff_backward(gf_builder *b, int loss, const int *params, int n_params, int *grads);

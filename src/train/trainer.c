@@ -51,9 +51,18 @@ gf_status gf_trainer_new(gf_model *m, const gf_train_options *opt, gf_trainer **
     return GF_OK;
 }
 
+static void free_eval(gf_trainer *t)
+{
+    gf_session_free(t->eval_session);
+    gf_graph_free(t->eval_graph);
+    t->eval_session = NULL;
+    t->eval_graph = NULL;
+}
+
 void gf_trainer_free(gf_trainer *t)
 {
     if (!t) return;
+    free_eval(t);
     gf_session_free(t->session);
     gf_graph_free(t->graph);
     gf_param_set_free(&t->params);
@@ -192,6 +201,64 @@ out:
     return st;
 }
 
+/* The graph and session of gf_trainer_evaluate: the model in eval form (BatchNormalization
+ * on running statistics, Dropout passing through), the loss, outputs (loss, prediction).
+ * Its float initializers are state, bound when running, so it sees every update. */
+static gf_status build_eval(gf_trainer *t, const gf_tensor *labels)
+{
+    gf_graph *model = t->model->graph;
+    gf_builder b = {.g = gf_graph_new(), .n_forward_values = model->n_values};
+    gf_status st = b.g ? gf_copy_forward(&b, model) : gf_fail(GF_ERR_NOMEM, "out of memory");
+    int label_input = st ? -1 : add_input(b.g, "graft.labels", labels->dtype, labels->rank);
+    int pred = model->outputs[0];
+    int loss = label_input < 0 ? -1 : add_loss(&b, &t->opt.loss, pred, label_input);
+    if (!st && loss < 0) st = GF_ERR_INVALID;
+    gf_graph *g = b.g;
+    if (!st) {
+        for (int v = 0; v < model->n_values; v++) {
+            g->values[v].is_state = g->values[v].init && g->values[v].init->dtype == GF_FLOAT;
+            g->values[v].is_output = 0;
+        }
+        g->n_inputs = t->n_model_inputs + 1;
+        g->n_outputs = 2;
+        g->inputs = malloc((size_t)g->n_inputs * sizeof *g->inputs);
+        g->outputs = malloc(2 * sizeof *g->outputs);
+        if (!g->inputs || !g->outputs) st = gf_fail(GF_ERR_NOMEM, "out of memory");
+    }
+    if (!st) {
+        for (int i = 0; i < t->n_model_inputs; i++) g->inputs[i] = model->inputs[i];
+        g->inputs[t->n_model_inputs] = label_input;
+        g->outputs[0] = loss;
+        g->outputs[1] = pred;
+        g->values[loss].is_output = g->values[pred].is_output = 1;
+        st = gf_session_new_graph(g, t->model->path, &t->opt.session, &t->eval_session);
+    }
+    if (st) {
+        gf_graph_free(g);
+        return st;
+    }
+    t->eval_graph = g;
+    return GF_OK;
+}
+
+gf_status gf_trainer_evaluate(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *labels, double *loss,
+                              gf_tensor **output)
+{
+    *output = NULL;
+    if (t->n_model_inputs > GF_MAX_RANK) return gf_fail(GF_ERR_UNSUPPORTED, "too many model inputs to evaluate");
+    gf_status st = t->eval_graph ? GF_OK : build_eval(t, labels);
+    if (st) return gf_fail_context(st, "%s: building the evaluation graph", t->model->path);
+    const gf_tensor *all[GF_MAX_RANK + 1];
+    for (int i = 0; i < t->n_model_inputs; i++) all[i] = inputs[i];
+    all[t->n_model_inputs] = labels;
+    gf_tensor *outs[2] = {NULL, NULL};
+    if ((st = gf_session_run(t->eval_session, all, outs))) return gf_fail_context(st, "evaluating");
+    *loss = *(const float *)outs[0]->data;
+    gf_tensor_free(outs[0]);
+    *output = outs[1];
+    return GF_OK;
+}
+
 /* After a step failed on its loss: the same step again, checking every node, to name
  * the first that produced a NaN or an infinity. Nothing was updated. */
 static gf_status explain_non_finite(gf_trainer *t, const gf_tensor *const *all, gf_tensor **outs)
@@ -232,6 +299,7 @@ static gf_status ensure_graph(gf_trainer *t, const gf_tensor *const *inputs, con
     else if (t->resume) st = gf_copy_optimizer_state(t->resume->graph, t->graph, n_model, 1, t->resume->path);
     gf_session_free(old_session);
     gf_graph_free(old);
+    free_eval(t); /* it may read storage the new graph replaced */
     gf_param_set_free(&old_params);
     t->retrain = 0;
     return st;

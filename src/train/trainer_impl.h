@@ -35,6 +35,8 @@ struct gf_trainer {
     gf_tensor *output;        /* the model's first output, last step */
     gf_model *resume;         /* a checkpoint whose optimizer state waits for the graph to exist */
     int retrain;              /* what trains changed: rebuild the graph before the next step */
+    gf_graph *eval_graph;     /* the model in eval form with the loss; NULL until evaluated, */
+    gf_session *eval_session; /* and again each time the training graph is rebuilt */
     int has_schedule;
     char *schedule_spec;
     gf_schedule schedule;
