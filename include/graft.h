@@ -319,6 +319,225 @@ gf_status gf_image_center_crop(const gf_image *img, int width, int height, gf_im
 /* Planar float, channel-major: dst[c][y][x] = (pixel / 255 - mean[c]) / std[c]. */
 void gf_image_to_chw(const gf_image *img, const float *mean, const float *std, float *dst);
 
+/* ---- data: datasets, transforms, loader ---- */
+
+/* What a data set's samples are for, and so what the loader's targets are. */
+typedef enum gf_task {
+    GF_TASK_CLASSIFY = 0,       /* a class per image: targets int64 [N] */
+    GF_TASK_SEGMENT,            /* a class per pixel: targets int64 [N, H, W] */
+    GF_TASK_DETECT,             /* boxes: targets float32 [T, 6] */
+} gf_task;
+
+typedef enum gf_data_format {
+    GF_DATA_AUTO = 0,
+    GF_DATA_FOLDER,             /* "folder": one subfolder of images per class */
+    GF_DATA_IDX,                /* "idx": MNIST, Fashion-MNIST */
+    GF_DATA_CIFAR10,            /* "cifar10": the binary version */
+    GF_DATA_CIFAR100,           /* "cifar100": the binary version */
+    GF_DATA_SEGMENTATION,       /* "segmentation": images and class-index masks */
+    GF_DATA_YOLO,               /* "yolo": images and YOLO box labels */
+} gf_data_format;
+
+const char *gf_data_format_name(gf_data_format f);
+/* The format named as gf_data_format_name names it; GF_ERR_INVALID otherwise. */
+gf_status gf_data_format_parse(const char *name, gf_data_format *out);
+
+/* Mask pixels that are no class: padding added by transforms, and VOC's "void"
+ * border. Segmentation losses and metrics should ignore it (ignore_index 255). */
+#define GF_MASK_IGNORE 255
+
+typedef struct gf_dataset_options {
+    gf_data_format format;      /* GF_DATA_AUTO: told apart by what the path holds */
+    int channels;               /* 3 (RGB) or 1 (grey); 0: 1 for IDX, 3 otherwise */
+    /* > 0: every label (class folder, label byte, mask value other than GF_MASK_IGNORE,
+     * box class) must be below it. 0: the data set's own count (class folders, the
+     * largest label + 1, CIFAR's 10 or 100, the lines of classes.txt; masks are then
+     * checked only against classes.txt, when there is one). */
+    int n_classes;
+    /* A part of the data: IDX "train" (default) or "t10k" (also "test"); CIFAR "train"
+     * (default) or "test"; a folder of images: its subfolder; segmentation and YOLO: a
+     * subfolder of images/ (and masks/, labels/), e.g. "val". NULL: the default. */
+    const char *subset;
+    /* A sample whose file cannot be read or decoded is skipped with a warning on stderr
+     * (once per file) instead of failing: the loader puts the next good sample in its
+     * place, gf_dataset_stats leaves it out. */
+    int skip_bad;
+} gf_dataset_options;
+
+typedef struct gf_dataset gf_dataset;
+
+/* Opens a data set (`opt` may be NULL: all defaults). Layouts, samples in the order given:
+ *   folder        DIR/CLASS/.../NAME.{jpg,jpeg,png} (any case): class k is the k-th
+ *                 subfolder name in byte order, each class's images in the order of
+ *                 their paths, as torchvision's ImageFolder. A class folder without
+ *                 images fails.
+ *   idx           DIR/SUBSET-images-idx3-ubyte with DIR/SUBSET-labels-idx1-ubyte, either
+ *                 or both gzipped (.gz), or the path of an images file, whose labels file
+ *                 is the one named with "labels-idx1" for "images-idx3": uint8 [N, H, W]
+ *                 and uint8 [N]. Read whole at open.
+ *   cifar10       DIR/data_batch_1.bin .. data_batch_5.bin (those there, "train") or
+ *                 DIR/test_batch.bin ("test"), or one .bin file: records of a label byte
+ *                 and 32x32 R, G and B planes. Class names from batches.meta.txt.
+ *   cifar100      DIR/train.bin or DIR/test.bin, or one of them: coarse and fine label
+ *                 bytes, then the planes. Fine labels; names from fine_label_names.txt.
+ *   segmentation  DIR/images/.../STEM.{jpg,jpeg,png}, each with DIR/masks/.../STEM.png at
+ *                 the same place under masks/: a grey (8-bit, or 16-bit with values below
+ *                 256) or palette PNG whose values (palette indices, not colours) are
+ *                 classes, the size of its image. An image without a mask fails; masks
+ *                 without images are ignored.
+ *   yolo          DIR/images/.../STEM.{jpg,jpeg,png} with DIR/labels/.../STEM.txt: a line
+ *                 "class cx cy w h" per box, centre and size normalised to [0, 1]; blank
+ *                 lines are skipped and an image without a labels file has no boxes.
+ *                 Every labels file is read at open.
+ *   Segmentation and YOLO take class names, one a line, from DIR/classes.txt if there.
+ *   Names starting with '.' are skipped everywhere, files and folders alike (where
+ *   ImageFolder would take a .ipynb_checkpoints folder for a class).
+ * GF_DATA_AUTO: a file is IDX (its magic number, gzipped or not) or CIFAR (data_batch_*,
+ * test_batch: 10; train.bin, test.bin: 100); a folder holding an IDX images file or
+ * CIFAR files (or a subfolder cifar-10-batches-bin or cifar-100-binary holding them) is
+ * that; one with images/ and masks/ is segmentation, images/ and labels/ YOLO; any
+ * other folder is a folder of class folders. Failures name the file, and the line of a
+ * text file: no images, an empty class folder, a label outside n_classes, a malformed
+ * label line, a file shorter than its header or its records say. */
+gf_status gf_dataset_open(const char *path, const gf_dataset_options *opt, gf_dataset **out);
+/* Free the splits of a data set before it. */
+void gf_dataset_free(gf_dataset *d);
+gf_data_format gf_dataset_format(const gf_dataset *d);
+gf_task gf_dataset_task(const gf_dataset *d);
+int64_t gf_dataset_size(const gf_dataset *d);
+int gf_dataset_channels(const gf_dataset *d);
+/* 0 when unknown (segmentation without classes.txt or n_classes). */
+int gf_dataset_num_classes(const gf_dataset *d);
+/* Class k's name (a folder name, a line of a names file); NULL when it has none. */
+const char *gf_dataset_class_name(const gf_dataset *d, int k);
+/* Classification: sample i's class; -1 for other tasks. */
+int64_t gf_dataset_label(const gf_dataset *d, int64_t i);
+/* The file sample i comes from: its image, or the IDX/CIFAR file holding it. */
+const char *gf_dataset_path(const gf_dataset *d, int64_t i);
+
+/* Splits d at random into two views of it: round(val_ratio * size) samples go to *val,
+ * the rest to *train, each keeping d's order; the same seed splits the same way. A ratio
+ * that leaves either side empty fails. The views borrow d: free them first. */
+gf_status gf_dataset_split(const gf_dataset *d, double val_ratio, uint64_t seed, gf_dataset **train,
+                           gf_dataset **val);
+/* A view of d's first n samples (1 <= n <= size), in d's order; it borrows d. */
+gf_status gf_dataset_head(const gf_dataset *d, int64_t n, gf_dataset **out);
+
+/* One sample, owned by the caller (gf_sample_free). */
+typedef struct gf_sample {
+    gf_image image;             /* the data set's channels */
+    int64_t label;              /* classification: the class; -1 otherwise */
+    gf_image mask;              /* segmentation: 1 channel of classes, the image's size; else empty */
+    int n_boxes;                /* detection: boxes[k * 5 ..] = class, cx, cy, w, h, normalised */
+    float *boxes;
+    const char *path;           /* as gf_dataset_path; valid as long as the data set */
+} gf_sample;
+
+/* Reads and decodes sample i, whatever skip_bad says. */
+gf_status gf_dataset_get(const gf_dataset *d, int64_t i, gf_sample *out);
+void gf_sample_free(gf_sample *s);
+
+/* Per-channel mean and standard deviation (population) of the pixels of every sample,
+ * in ToTensor's units (0..1), counted exactly (the same for any num_threads; 0: one per
+ * core). mean and std hold gf_dataset_channels(d) values; *pixels (may be NULL) receives
+ * the pixels counted per channel. These are what normalize wants. */
+gf_status gf_dataset_stats(const gf_dataset *d, int num_threads, double *mean, double *std, int64_t *pixels);
+
+/* A transform pipeline, from a spec a flag can carry: steps separated by commas, each a
+ * name and its parameters separated by colons, e.g. "resize:256,center-crop:224" or
+ * "random-resized-crop:224,hflip,rotate:15,color-jitter:0.4:0.4:0.4,normalize:imagenet".
+ * Each step does what the torchvision transform named beside it does to a PIL image,
+ * to within one grey level; the random ones draw their parameters as its get_params does.
+ *   resize:S            Resize(S): the shorter side to S (Pillow's antialiased bilinear)
+ *   resize:HxW          Resize((H, W))
+ *   center-crop:S|HxW   CenterCrop; an image smaller than the crop is padded as torchvision pads it
+ *   random-resized-crop:S[:SMIN:SMAX[:RMIN:RMAX]]
+ *                       RandomResizedCrop(S, scale=(SMIN, SMAX), ratio=(RMIN, RMAX)); by default
+ *                       (0.08, 1) and (3/4, 4/3); 10 tries, then the central crop
+ *   random-crop:S[:PAD]  RandomCrop(S, padding=PAD)
+ *   hflip[:P]           RandomHorizontalFlip(P), P = 0.5 by default
+ *   rotate:D            RandomRotation(D, interpolation=BILINEAR): counter-clockwise by an
+ *                       angle in [-D, D] degrees about the centre
+ *   affine:D[:T[:SMIN:SMAX[:SHEAR]]]
+ *                       RandomAffine(D, translate=(T, T), scale=(SMIN, SMAX),
+ *                       shear=(-SHEAR, SHEAR), interpolation=BILINEAR); T = 0, scale 1, shear 0
+ *   color-jitter:B:C:S[:H]  ColorJitter(B, C, S, H): brightness, contrast, saturation
+ *                       factors and a hue shift, applied in a random order
+ *   grey-to-rgb         (or gray-to-rgb) a grey image's level in three channels; RGB passes
+ *   normalize:imagenet | normalize:M:S | normalize:M1:M2:M3:S1:S2:S3 | normalize:auto
+ *                       the last step: (pixel / 255 - mean) / std per channel (M:S for every
+ *                       channel); auto: the data set's own (gf_dataset_stats), computed by the
+ *                       loader unless gf_transform_set_normalize gave them. Without a
+ *                       normalize step, pixel / 255 (ToTensor).
+ * Padding and the area a rotation or affine map brings in are 0. Masks follow every
+ * geometric step by nearest neighbour (Pillow's NEAREST), padded with GF_MASK_IGNORE;
+ * boxes follow as the bounding box of their transformed corners, clipped to the image,
+ * and a step that cuts the image drops the boxes left under 2 pixels wide or high, with
+ * under 10% of their area or an aspect over 100 (Ultralytics' box_candidates). Colour
+ * steps leave masks and boxes alone. A malformed spec fails naming the step. */
+typedef struct gf_transform gf_transform;
+
+gf_status gf_transform_parse(const char *spec, gf_transform **out);
+void gf_transform_free(gf_transform *t);
+/* 1 when the spec says normalize:auto and no values have been set. */
+int gf_transform_wants_stats(const gf_transform *t);
+/* Sets normalize's mean and std (n = 1: every channel; or one per channel), as
+ * normalize:auto leaves them to be set (from the training set, say, for validation). */
+gf_status gf_transform_set_normalize(gf_transform *t, int n, const float *mean, const float *std);
+/* Applies the steps before normalize to s in place, drawing from a generator seeded
+ * with seed (the same seed, the same result). t may be NULL: nothing to do. */
+gf_status gf_transform_apply(const gf_transform *t, uint64_t seed, gf_sample *s);
+/* img as planar floats normalised as the spec's normalize step says (dst: C * H * W);
+ * fails when its channels do not fit the mean and std, or normalize:auto is unset. */
+gf_status gf_transform_to_chw(const gf_transform *t, const gf_image *img, float *dst);
+
+/* Batches on worker threads (pthreads) that decode and transform ahead of the consumer.
+ * Sample k of epoch e (k its place in that epoch's order) is transformed with a seed
+ * made from (seed, e, k), and each epoch's order from (seed, e), so the batches are the
+ * same whatever the number of workers or their timing. */
+typedef struct gf_loader_options {
+    int batch_size;             /* >= 1 */
+    int shuffle;                /* a new random order every epoch; 0: the data set's order */
+    /* Classification: draw each of an epoch's samples at random with replacement, with
+     * weights inverse to the frequency of its class (torch's WeightedRandomSampler), so
+     * every class comes equally often. Implies shuffle. */
+    int balanced;
+    int drop_last;              /* leave out each epoch's last batch when it is short */
+    int num_workers;            /* 0: one per core */
+    int prefetch;               /* batches made ahead of the consumer; 0: 2 per worker */
+    uint64_t seed;
+} gf_loader_options;
+
+/* A batch owned by the caller (gf_batch_free). Targets by task: int64 [N] classes;
+ * int64 [N, H, W] masks (GF_MASK_IGNORE where no class, padding included); float32
+ * [T, 6] rows (image index in the batch, class, cx, cy, w, h normalised), the targets
+ * YoloV3Loss takes. */
+typedef struct gf_batch {
+    gf_tensor *images;          /* float32 [N, C, H, W] */
+    gf_tensor *targets;
+    int64_t epoch, index;       /* its place: batch `index` of epoch `epoch` */
+    int64_t *samples;           /* the N data set indices it holds (substitutes for skipped ones) */
+} gf_batch;
+
+typedef struct gf_loader gf_loader;
+
+/* The loader borrows d and t (t may be NULL: no transforms, pixel / 255): both must
+ * outlive it. With normalize:auto unset, it first computes d's statistics. One thread
+ * consumes: calls next, position and seek. */
+gf_status gf_loader_new(const gf_dataset *d, const gf_transform *t, const gf_loader_options *opt,
+                        gf_loader **out);
+void gf_loader_free(gf_loader *l);
+int64_t gf_loader_batches_per_epoch(const gf_loader *l);
+/* The next batch; after an epoch's last one comes the next epoch's first. A batch that
+ * fails (a file, samples of different sizes, ...: the message names the samples) is
+ * passed over all the same: the next call gives the one after it. */
+gf_status gf_loader_next(gf_loader *l, gf_batch *out);
+/* The place of the batch the next gf_loader_next returns, to store in a checkpoint. */
+void gf_loader_position(const gf_loader *l, int64_t *epoch, int64_t *index);
+/* Goes on from batch `index` of epoch `epoch` (work made ahead is dropped). */
+gf_status gf_loader_seek(gf_loader *l, int64_t epoch, int64_t index);
+void gf_batch_free(gf_batch *b);
+
 #ifdef __cplusplus
 }
 #endif

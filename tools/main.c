@@ -13,6 +13,7 @@ static const struct {
     {"run", cmd_run, "run a model on .pb tensors or classify images"},
     {"bench", cmd_bench, "latency and throughput, with a per-op profile"},
     {"train", cmd_train, "finetune on tensors; writes the trained model as ONNX"},
+    {"stats", cmd_stats, "per-channel mean and std of a data set, for normalize"},
 };
 
 static void help(FILE *f)

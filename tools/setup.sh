@@ -6,7 +6,8 @@ set -euo pipefail
 apt_packages=(
   meson ninja-build pkg-config gcc clang
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
-  libpng-dev libjpeg62-turbo-dev libdnnl-dev
+  libpng-dev libjpeg62-turbo-dev libdnnl-dev zlib1g-dev
+  dataset-fashion-mnist
   python3-torch python3-torchvision python3-onnx python3-numpy python3-pil python3-pip
 )
 missing=()

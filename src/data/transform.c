@@ -1,20 +1,25 @@
 /* Image transforms for classification preprocessing: resize as Pillow's
  * BILINEAR (a triangle filter widened by the downscale factor, so shrinking
- * averages instead of aliasing), center crop, and normalization to CHW floats. */
+ * averages instead of aliasing; in Pillow's fixed point, so the levels come out
+ * the same), center crop, and normalization to CHW floats. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graft.h"
+#include "data/image.h"
 #include "runtime/error.h"
 
+/* Pillow's fixed point: weights and sums in units of 2^-22. */
+#define PRECISION_BITS 22
+
 /* For each output position along one axis: the first input index, the number of
- * taps and their normalized weights (`taps` per output, zero-padded). */
+ * taps and their weights (`taps` per output, zero-padded). */
 typedef struct resample_axis {
     int taps;
     int *first;
     int *count;
-    float *weights;
+    int32_t *weights;
 } resample_axis;
 
 static void axis_free(resample_axis *a)
@@ -24,12 +29,14 @@ static void axis_free(resample_axis *a)
     free(a->weights);
 }
 
-static float triangle(float x)
+static double triangle(double x)
 {
-    x = fabsf(x);
-    return x < 1.0f ? 1.0f - x : 0.0f;
+    x = fabs(x);
+    return x < 1.0 ? 1.0 - x : 0.0;
 }
 
+/* Pillow's precompute_coeffs and normalize_coeffs_8bpc (libImaging/Resample.c):
+ * weights in double, normalised, then rounded to fixed point. */
 static gf_status axis_init(resample_axis *a, int in_size, int out_size)
 {
     double scale = (double)in_size / out_size;
@@ -39,31 +46,37 @@ static gf_status axis_init(resample_axis *a, int in_size, int out_size)
     a->first = malloc((size_t)out_size * sizeof *a->first);
     a->count = malloc((size_t)out_size * sizeof *a->count);
     a->weights = calloc((size_t)out_size * (size_t)a->taps, sizeof *a->weights);
-    if (!a->first || !a->count || !a->weights) {
+    double *w = calloc((size_t)a->taps, sizeof *w);
+    if (!a->first || !a->count || !a->weights || !w) {
         axis_free(a);
+        free(w);
         return gf_fail(GF_ERR_NOMEM, "out of memory resizing an image to %d", out_size);
     }
     for (int i = 0; i < out_size; i++) {
-        double center = (i + 0.5) * scale;
+        double center = (i + 0.5) * scale, total = 0, inv = 1.0 / filter_scale;
         int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
         if (lo < 0) lo = 0;
         if (hi > in_size) hi = in_size;
         if (hi - lo > a->taps) hi = lo + a->taps;
-        float *w = a->weights + (size_t)i * (size_t)a->taps, total = 0;
         for (int k = 0; k < hi - lo; k++) {
-            w[k] = triangle((float)((k + lo - center + 0.5) / filter_scale));
+            w[k] = triangle((k + lo - center + 0.5) * inv);
             total += w[k];
         }
-        for (int k = 0; k < hi - lo && total > 0; k++) w[k] /= total;
+        int32_t *fixed = a->weights + (size_t)i * (size_t)a->taps;
+        for (int k = 0; k < hi - lo; k++) {
+            double v = total != 0.0 ? w[k] / total : w[k];
+            fixed[k] = (int32_t)(0.5 + v * (1 << PRECISION_BITS)); /* the triangle is never negative */
+        }
         a->first[i] = lo;
         a->count[i] = hi - lo;
     }
+    free(w);
     return GF_OK;
 }
 
-static uint8_t to_u8(float v)
+static uint8_t clip8(int32_t sum)
 {
-    v = roundf(v);
+    int32_t v = sum >> PRECISION_BITS;
     return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
@@ -74,14 +87,14 @@ static void resample_pass(const uint8_t *src, int src_w, uint8_t *dst, int dst_w
     for (int y = 0; y < dst_h; y++)
         for (int x = 0; x < dst_w; x++) {
             int o = along_x ? x : y;
-            const float *w = a->weights + (size_t)o * (size_t)a->taps;
+            const int32_t *w = a->weights + (size_t)o * (size_t)a->taps;
             for (int c = 0; c < channels; c++) {
-                float sum = 0;
+                int32_t sum = 1 << (PRECISION_BITS - 1);
                 for (int k = 0; k < a->count[o]; k++) {
                     int sx = along_x ? a->first[o] + k : x, sy = along_x ? y : a->first[o] + k;
                     sum += w[k] * src[((size_t)sy * (size_t)src_w + (size_t)sx) * (size_t)channels + (size_t)c];
                 }
-                dst[((size_t)y * (size_t)dst_w + (size_t)x) * (size_t)channels + (size_t)c] = to_u8(sum);
+                dst[((size_t)y * (size_t)dst_w + (size_t)x) * (size_t)channels + (size_t)c] = clip8(sum);
             }
         }
 }
@@ -118,13 +131,19 @@ gf_status gf_image_resize(const gf_image *img, int width, int height, gf_image *
     return GF_OK;
 }
 
+void gf_shorter_side_size(int width, int height, int shorter, int *new_width, int *new_height)
+{
+    /* The longer side as torchvision computes it: truncated, not rounded. */
+    *new_width = width <= height ? shorter : (int)((int64_t)shorter * width / height);
+    *new_height = width <= height ? (int)((int64_t)shorter * height / width) : shorter;
+}
+
 gf_status gf_image_resize_shorter(const gf_image *img, int shorter, gf_image *out)
 {
     if (shorter <= 0) return gf_fail(GF_ERR_INVALID, "cannot resize an image's shorter side to %d", shorter);
-    int w = img->width, h = img->height;
-    /* The longer side as torchvision computes it: truncated, not rounded. */
-    if (w <= h) return gf_image_resize(img, shorter, (int)((int64_t)shorter * h / w), out);
-    return gf_image_resize(img, (int)((int64_t)shorter * w / h), shorter, out);
+    int w, h;
+    gf_shorter_side_size(img->width, img->height, shorter, &w, &h);
+    return gf_image_resize(img, w, h, out);
 }
 
 gf_status gf_image_center_crop(const gf_image *img, int width, int height, gf_image *out)
