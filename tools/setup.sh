@@ -4,7 +4,7 @@
 set -euo pipefail
 
 apt_packages=(
-  meson ninja-build pkg-config gcc clang
+  meson ninja-build pkg-config gcc clang valgrind strace
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
   libpng-dev libjpeg62-turbo-dev libdnnl-dev zlib1g-dev
   dataset-fashion-mnist

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs, builds and runs every test: the plain build, the same suite under
-# AddressSanitizer + UndefinedBehaviorSanitizer, and a bounded fuzzing run of
-# the loader. Ends with one line "N passed, M failed, K skipped".
+# Installs, builds and runs every test: the plain build (with a valgrind memcheck
+# test), the same suite under AddressSanitizer + UndefinedBehaviorSanitizer, and a
+# bounded fuzzing run of every fuzz target. Ends with one line "N passed, M failed,
+# K skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,25 +42,34 @@ run_suite plain build
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   run_suite "asan+ubsan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 
-echo "== fuzz (loader, bounded) =="
+# Each fuzz target (tests/fuzz) for GRAFT_FUZZ_SECONDS (default 20), from seeds made
+# by tests/fuzz/make_seeds.py; a finding fails the run and is left in build-fuzz/artifacts.
+echo "== fuzz (every target, bounded) =="
+fuzz_targets="loader model_file session image tensor_pb checkpoint"
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang meson setup build-fuzz -Dfuzz=enabled -Db_sanitize=address,undefined -Db_lundef=false \
-    -Dbuildtype=debugoptimized >build-fuzz.setup.log 2>&1 || cat build-fuzz.setup.log
+    -Dbuildtype=debugoptimized -Dcuda=disabled >build-fuzz.setup.log 2>&1 || cat build-fuzz.setup.log
 fi
-if ninja -C build-fuzz tests/fuzz_loader; then
-  corpus=$(mktemp -d)
-  find /usr/share/libonnx-testdata/data -name model.onnx | head -400 | while read -r f; do
-    cp "$f" "$corpus/$(echo "$f" | md5sum | cut -c1-16)"
+if ninja -C build-fuzz $(for t in $fuzz_targets; do echo tests/fuzz_$t; done); then
+  seeds=$(mktemp -d)
+  /usr/bin/python3 tests/fuzz/make_seeds.py "$seeds" --graft build/tools/graft >/dev/null
+  mkdir -p build-fuzz/artifacts
+  for t in $fuzz_targets; do
+    corpus=$(mktemp -d)
+    if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+        build-fuzz/tests/fuzz_$t -max_total_time="${GRAFT_FUZZ_SECONDS:-20}" -timeout=30 -malloc_limit_mb=65536 \
+        -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=build-fuzz/artifacts/$t- "$corpus" "$seeds/$t" \
+        2>build-fuzz/fuzz-$t.log; then
+      echo "fuzz_$t: $(grep -E "stat::number_of_executed_units" build-fuzz/fuzz-$t.log | awk '{print $2}') runs," \
+        "$(ls "$corpus" | wc -l) new inputs, no finding"
+      passed=$((passed + 1))
+    else
+      echo "fuzz_$t: FINDING"; tail -60 build-fuzz/fuzz-$t.log
+      failed=$((failed + 1))
+    fi
+    rm -rf "$corpus"
   done
-  if UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 build-fuzz/tests/fuzz_loader -max_total_time="${GRAFT_FUZZ_SECONDS:-60}" -malloc_limit_mb=65536 \
-      -rss_limit_mb=4096 -print_final_stats=1 "$corpus" 2>build-fuzz/fuzz.log; then
-    grep -E "stat::number_of_executed_units|stat::peak_rss_mb" build-fuzz/fuzz.log
-    passed=$((passed + 1))
-  else
-    tail -60 build-fuzz/fuzz.log
-    failed=$((failed + 1))
-  fi
-  rm -rf "$corpus"
+  rm -rf "$seeds"
 else
   failed=$((failed + 1))
 fi

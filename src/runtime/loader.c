@@ -343,11 +343,12 @@ static gf_status load_bytes(const void *data, size_t len, int keep_mapped, const
         data = stripped;
         len = stripped_len;
     }
-    gf_status st = GF_OK;
-    Onnx__ModelProto *mp = len ? onnx__model_proto__unpack(NULL, len, data) : NULL;
-    if (!len) st = gf_fail(GF_ERR_PARSE, "the file is empty");
-    else if (!mp) st = gf_fail(GF_ERR_PARSE, "not a valid ONNX model (truncated, or not protobuf)");
-    else {
+    /* What protobuf-c would build is checked before it builds it. */
+    gf_status st = len ? gf_scan_limits(data, len, &onnx__model_proto__descriptor)
+                       : gf_fail(GF_ERR_PARSE, "the file is empty");
+    Onnx__ModelProto *mp = st ? NULL : onnx__model_proto__unpack(NULL, len, data);
+    if (!st && !mp) st = gf_fail(GF_ERR_PARSE, "not a valid ONNX model (truncated, or not protobuf)");
+    if (!st) {
         m->external.base_dir = base_dir;
         st = gf_graph_from_proto(mp, spans, n_spans, &m->external, &m->graph);
         m->external.base_dir = NULL;

@@ -2,7 +2,8 @@
  * arrays, weights) instead of copying it, and protobuf-c serializes it straight
  * into the file through a ProtobufCBuffer, so a model's weights are never held
  * twice in memory. The file is replaced atomically: written beside it as
- * <path>.tmp.<pid>, synced, then renamed over it.
+ * <path>.tmp.<pid>.<n>, synced, renamed over it, and the folder synced, so that a
+ * crash or a full disk at any moment leaves either the old file or the new one.
  *
  * What the IR cannot say faithfully (a subgraph the loader did not keep, an
  * attribute type graft drops, a node in a domain the model does not import) fails
@@ -15,10 +16,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -413,25 +416,11 @@ static void append_to_file(ProtobufCBuffer *buffer, size_t len, const uint8_t *d
     if (fwrite(data, 1, len, sink->f) != len) sink->err = errno ? errno : EIO;
 }
 
-/* Writes and syncs `tmp`; errors name `path`, the file the caller asked for. */
-static gf_status write_synced(const Onnx__ModelProto *mp, const char *tmp, const char *path)
+static int write_model(FILE *f, void *message)
 {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd < 0) return gf_fail(GF_ERR_IO, "cannot save '%s': cannot create '%s': %s", path, tmp, strerror(errno));
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        int err = errno;
-        close(fd);
-        return gf_fail(GF_ERR_IO, "cannot save '%s': %s", path, strerror(err));
-    }
     file_sink sink = {{append_to_file}, f, 0};
-    protobuf_c_message_pack_to_buffer(&mp->base, &sink.base);
-    int err = sink.err;
-    if (!err && fflush(f)) err = errno;
-    if (!err && fsync(fd)) err = errno;
-    if (fclose(f) && !err) err = errno;
-    if (err) return gf_fail(GF_ERR_IO, "cannot save '%s': writing failed: %s", path, strerror(err));
-    return GF_OK;
+    protobuf_c_message_pack_to_buffer(message, &sink.base);
+    return sink.err;
 }
 
 /* Makes the rename itself durable. Best effort: some file systems refuse fsync on a
@@ -446,18 +435,66 @@ static void sync_directory(const char *path)
     close(fd);
 }
 
-static gf_status write_atomically(const Onnx__ModelProto *mp, const char *path)
+/* Writes, flushes and (for a regular file) syncs an open descriptor; 0 or an errno. */
+static int fill_and_sync(int fd, int (*fill)(FILE *f, void *ctx), void *ctx, int sync)
 {
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) return gf_fail(GF_ERR_NOMEM, "out of memory");
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    gf_status st = write_synced(mp, tmp, path);
-    if (!st && rename(tmp, path))
-        st = gf_fail(GF_ERR_IO, "cannot save '%s': cannot replace it: %s", path, strerror(errno));
-    if (st) unlink(tmp);
-    else sync_directory(path);
-    free(tmp);
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int err = errno;
+        close(fd);
+        return err;
+    }
+    int err = fill(f, ctx);
+    if (!err && fflush(f)) err = errno;
+    if (!err && sync && fsync(fd)) err = errno;
+    if (fclose(f) && !err) err = errno;
+    return err;
+}
+
+/* Temporaries are <path>.tmp.<pid>.<n>: distinct per process and per save, so that
+ * two saves never share one, and recognisable when a killed process left one. */
+static atomic_uint temp_counter;
+
+gf_status gf_write_atomically(const char *path, int (*fill)(FILE *f, void *ctx), void *ctx)
+{
+    /* A link is followed, so that the file it names is replaced, not the link. */
+    char *real = NULL;
+    struct stat sb;
+    if (lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode)) real = realpath(path, NULL);
+    const char *target = real ? real : path;
+    int exists = stat(target, &sb) == 0;
+    gf_status st = GF_OK;
+    if (exists && S_ISDIR(sb.st_mode)) {
+        st = gf_fail(GF_ERR_IO, "cannot save '%s': cannot replace it: it is a folder", path);
+    } else if (exists && !S_ISREG(sb.st_mode)) {
+        /* /dev/null, a pipe: written as it is, never renamed over */
+        int fd = open(target, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        int err = fd < 0 ? errno : fill_and_sync(fd, fill, ctx, 0);
+        if (err) st = gf_fail(GF_ERR_IO, "cannot save '%s': %s", path, strerror(err));
+    } else {
+        size_t len = strlen(target) + 48;
+        char *tmp = malloc(len);
+        if (!tmp) {
+            free(real);
+            return gf_fail(GF_ERR_NOMEM, "out of memory");
+        }
+        snprintf(tmp, len, "%s.tmp.%ld.%u", target, (long)getpid(), atomic_fetch_add(&temp_counter, 1));
+        /* O_EXCL | O_NOFOLLOW: never write through a file or link someone put there */
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0) {
+            st = gf_fail(GF_ERR_IO, "cannot save '%s': cannot create '%s': %s", path, tmp, strerror(errno));
+        } else {
+            if (exists) (void)fchmod(fd, sb.st_mode & 07777); /* a replaced file keeps its permissions */
+            int err = fill_and_sync(fd, fill, ctx, 1);
+            if (err) st = gf_fail(GF_ERR_IO, "cannot save '%s': writing failed: %s", path, strerror(err));
+            else if (rename(tmp, target))
+                st = gf_fail(GF_ERR_IO, "cannot save '%s': cannot replace it: %s", path, strerror(errno));
+            if (st) unlink(tmp); /* the old file, if any, is as it was; no temporary is left */
+            else sync_directory(target);
+        }
+        free(tmp);
+    }
+    free(real);
     return st;
 }
 
@@ -476,7 +513,7 @@ static gf_status save(const gf_model *m, const char *path, const extras *x)
             st = gf_fail(GF_ERR_UNSUPPORTED, "cannot save '%s': the model needs %.2f GiB, over protobuf's 2 GiB limit "
                          "for one file (graft does not write external data)", path, (double)size / (1u << 30));
         else
-            st = write_atomically(&mp, path);
+            st = gf_write_atomically(path, write_model, &mp.base);
     }
     free_pieces(&s);
     return st;

@@ -1,6 +1,7 @@
 #include "proto_tensor.h"
 
 #include "error.h"
+#include "saver.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,7 +37,7 @@ static const char *external_entry(const Onnx__TensorProto *p, const char *key)
 }
 
 static gf_status map_external(const Onnx__TensorProto *p, gf_external *ext, const char *what,
-                              size_t nbytes, void **data)
+                              size_t nbytes, gf_tensor *t)
 {
     const char *loc = external_entry(p, "location");
     if (!ext || !ext->base_dir)
@@ -70,7 +71,7 @@ static gf_status map_external(const Onnx__TensorProto *p, gf_external *ext, cons
     }
     if (nbytes == 0) {
         close(fd);
-        *data = NULL;
+        t->data = NULL;
         return GF_OK;
     }
     long page = sysconf(_SC_PAGESIZE);
@@ -80,11 +81,21 @@ static gf_status map_external(const Onnx__TensorProto *p, gf_external *ext, cons
     close(fd);
     if (addr == MAP_FAILED)
         return gf_fail(GF_ERR_IO, "tensor '%s': cannot map '%s': %s", what, path, strerror(errno));
+    char *data = (char *)addr + (offset - start);
+    if ((uintptr_t)data % gf_dtype_size(t->dtype)) {
+        /* an offset the element type cannot be read at in place: copied once, aligned */
+        t->data = aligned_alloc(64, (nbytes + 63) / 64 * 64);
+        if (t->data) memcpy(t->data, data, nbytes);
+        munmap(addr, len);
+        if (!t->data) return gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
+        t->owns_data = 1;
+        return GF_OK;
+    }
     if (gf_external_keep(ext, addr, len)) {
         munmap(addr, len);
         return GF_ERR_NOMEM;
     }
-    *data = (char *)addr + (offset - start);
+    t->data = data;
     return GF_OK;
 }
 
@@ -194,7 +205,7 @@ gf_status gf_tensor_from_proto(Onnx__TensorProto *p, const gf_raw_span *mapped, 
     for (size_t i = 0; i < p->n_dims; i++) t->dims[i] = p->dims[i];
 
     if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
-        st = map_external(p, ext, what, nbytes, &t->data);
+        st = map_external(p, ext, what, nbytes, t);
     } else if (mapped && mapped->data) {
         st = use_mapped(mapped, t, nbytes, what);
     } else if (p->has_raw_data) {
@@ -272,8 +283,10 @@ gf_status gf_tensor_read_pb(const char *path, gf_tensor **out, char **name)
     size_t len = 0;
     gf_status st = read_file(path, &buf, &len);
     if (st) return st;
-    Onnx__TensorProto *p = onnx__tensor_proto__unpack(NULL, len, buf);
+    st = gf_scan_limits(buf, len, &onnx__tensor_proto__descriptor);
+    Onnx__TensorProto *p = st ? NULL : onnx__tensor_proto__unpack(NULL, len, buf);
     free(buf);
+    if (st) return gf_fail_context(st, "%s", path);
     if (!p) return gf_fail(GF_ERR_PARSE, "'%s' is not an ONNX TensorProto (truncated or corrupt)", path);
     st = gf_tensor_from_proto(p, NULL, NULL, p->name && *p->name ? p->name : path, out);
     if (!st && name && p->name && !(*name = strdup(p->name))) {
@@ -286,6 +299,20 @@ gf_status gf_tensor_read_pb(const char *path, gf_tensor **out, char **name)
     return GF_OK;
 }
 
+typedef struct packed {
+    const uint8_t *data;
+    size_t len;
+} packed;
+
+static int write_packed(FILE *f, void *ctx)
+{
+    const packed *p = ctx;
+    errno = 0;
+    return fwrite(p->data, 1, p->len, f) == p->len ? 0 : errno ? errno : EIO;
+}
+
+/* Written like a model: to a temporary beside it, then renamed, so that a full disk
+ * leaves no half tensor under the name. */
 gf_status gf_tensor_write_pb(const char *path, const gf_tensor *t, const char *name)
 {
     Onnx__TensorProto p = ONNX__TENSOR_PROTO__INIT;
@@ -303,13 +330,8 @@ gf_status gf_tensor_write_pb(const char *path, const gf_tensor *t, const char *n
     uint8_t *buf = malloc(len ? len : 1);
     if (!buf) return gf_fail(GF_ERR_NOMEM, "out of memory writing '%s'", path);
     onnx__tensor_proto__pack(&p, buf);
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        free(buf);
-        return gf_fail(GF_ERR_IO, "cannot create '%s': %s", path, strerror(errno));
-    }
-    size_t put = fwrite(buf, 1, len, f);
+    packed bytes = {buf, len};
+    gf_status st = gf_write_atomically(path, write_packed, &bytes);
     free(buf);
-    if (fclose(f) || put != len) return gf_fail(GF_ERR_IO, "error writing '%s' (disk full?)", path);
-    return GF_OK;
+    return st;
 }

@@ -127,6 +127,19 @@ static gf_status resume_schedule(gf_trainer *t, const gf_graph *ck, const char *
     return GF_OK;
 }
 
+/* A step count as written: decimal digits, small enough that counting on cannot overflow. */
+static int parse_step(const char *s, int64_t *out)
+{
+    int64_t v = 0;
+    if (!*s) return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX / 4 - 9) / 10) return 0;
+        v = v * 10 + (*s - '0');
+    }
+    *out = v;
+    return 1;
+}
+
 gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path)
 {
     if (t->graph) return gf_fail(GF_ERR_INVALID, "resume from a checkpoint before the first step");
@@ -142,6 +155,9 @@ gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path)
     else if (strcmp(optim, optimizer_names[t->opt.optim.kind]))
         st = gf_fail(GF_ERR_INVALID, "%s was written by a %s optimizer; this training uses %s", path, optim,
                      optimizer_names[t->opt.optim.kind]);
+    int64_t steps_done = 0;
+    if (!st && !parse_step(step, &steps_done))
+        st = gf_fail(GF_ERR_INVALID, "%s: graft.step is '%s', not a count of steps", path, step);
     if (!st) st = check_same_model(mg, cg, path);
     if (!st) st = resume_schedule(t, cg, path);
     for (int v = 0; v < mg->n_values && !st; v++) {
@@ -156,7 +172,7 @@ gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path)
     }
     gf_model_free(t->resume);
     t->resume = ck;
-    t->steps_done = strtoll(step, NULL, 10);
+    t->steps_done = steps_done;
     return GF_OK;
 }
 
