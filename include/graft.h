@@ -538,6 +538,217 @@ void gf_loader_position(const gf_loader *l, int64_t *epoch, int64_t *index);
 gf_status gf_loader_seek(gf_loader *l, int64_t epoch, int64_t index);
 void gf_batch_free(gf_batch *b);
 
+/* ---- evaluation: metrics and report images ---- */
+
+/* Metrics accumulate batch by batch (add), then report over everything added. An add
+ * that fails (a shape, a label out of range, a non-finite value: the message names it)
+ * adds nothing. A predicted class is the argmax of its logits, ties going to the lower
+ * class index as numpy's and torch's argmax. */
+
+/* Classification: logits [N, C], int64 labels [N]. */
+typedef struct gf_class_metrics gf_class_metrics;
+
+/* n_classes in [1, 32768]; top_k in [1, n_classes]. */
+gf_status gf_class_metrics_new(int n_classes, int top_k, gf_class_metrics **out);
+void gf_class_metrics_free(gf_class_metrics *m);
+void gf_class_metrics_reset(gf_class_metrics *m);
+/* logits float32 [N, n_classes]; labels int64 [N], each in [0, n_classes). A sample is
+ * a top-k hit when fewer than k classes outrank its true class, ranking by logit and
+ * then by lower index (so top-1 is the argmax). */
+gf_status gf_class_metrics_add(gf_class_metrics *m, const gf_tensor *logits, const gf_tensor *labels);
+
+typedef struct gf_class_report {
+    int n_classes, top_k;
+    int64_t samples;
+    double accuracy;            /* top-1 */
+    double top_k_accuracy;
+    const int64_t *confusion;   /* [C][C]: row = true class, column = predicted class */
+    const int64_t *support;     /* [C]: samples of each true class */
+    /* Per class as scikit-learn's precision_recall_fscore_support with zero_division=0:
+     * precision 0 for a class never predicted, recall 0 for one never true, F1 0 where
+     * precision + recall is 0. Recall is the per-class accuracy. */
+    const double *precision, *recall, *f1;
+    /* Macro: the plain mean over the classes that occur as truth or as prediction (the
+     * classes sklearn's default `labels` holds); weighted: the mean weighted by support. */
+    double macro_precision, macro_recall, macro_f1;
+    double weighted_precision, weighted_recall, weighted_f1;
+} gf_class_report;
+
+/* The report's arrays stay valid until the next call on m. With no samples, all 0. */
+void gf_class_metrics_report(gf_class_metrics *m, gf_class_report *out);
+
+/* Segmentation: per-pixel classes against int64 masks [N, H, W]. */
+typedef struct gf_seg_metrics gf_seg_metrics;
+
+/* n_classes in [1, 32768]. Mask pixels equal to ignore_index (255 by convention; it
+ * must not be a class) count for nothing. */
+gf_status gf_seg_metrics_new(int n_classes, int64_t ignore_index, gf_seg_metrics **out);
+void gf_seg_metrics_free(gf_seg_metrics *m);
+void gf_seg_metrics_reset(gf_seg_metrics *m);
+/* pred: float32 logits [N, n_classes, H, W] or an int64 class map [N, H, W] with values
+ * in [0, n_classes); mask int64 [N, H, W], each value in [0, n_classes) or ignore_index. */
+gf_status gf_seg_metrics_add(gf_seg_metrics *m, const gf_tensor *pred, const gf_tensor *mask);
+
+typedef struct gf_seg_report {
+    int n_classes;
+    int64_t pixels;             /* counted ones: the mask is not ignore_index */
+    double pixel_accuracy;      /* correct / counted; 0 when none is counted */
+    /* IoU_c = TP / (TP + FP + FN) over the counted pixels; NaN for a class absent from
+     * both truth and prediction. mean_iou averages the others (np.nanmean of iou),
+     * NaN when no class is present; n_present is how many it averages. */
+    const double *iou;          /* [C] */
+    double mean_iou;
+    int n_present;
+    const int64_t *confusion;   /* [C][C]: row = true class, column = predicted class */
+} gf_seg_report;
+
+/* The report's arrays stay valid until the next call on m. */
+void gf_seg_metrics_report(gf_seg_metrics *m, gf_seg_report *out);
+
+/* Detection. A box is its centre and size normalised to the image (0..1), as the
+ * loader's targets [T, 6] = (image index, class, cx, cy, w, h) are. */
+typedef struct gf_detection {
+    int64_t image;              /* index in the batch */
+    int cls;
+    float score;                /* confidence; gf_image_draw_boxes shows none when < 0 */
+    float cx, cy, w, h;
+} gf_detection;
+
+typedef struct gf_detections {
+    int64_t n_images;           /* the batch size, images with no detection included */
+    int64_t count;
+    gf_detection *items;        /* owned: by image, each image's by descending score */
+} gf_detections;
+
+void gf_detections_free(gf_detections *d);
+
+/* Non-maximum suppression per image and class, as torchvision.ops.nms applied to each
+ * (image, class) group: in descending score order (ties: the earlier first), a box is
+ * dropped when its IoU with a box kept before it in its group exceeds iou_threshold.
+ * The survivors stay in d[0..*n), by image and then descending score. */
+gf_status gf_nms(gf_detection *d, int64_t *n, double iou_threshold);
+
+typedef struct gf_yolo_options {
+    int n_heads;                /* 1 to 8 */
+    int n_anchors;              /* A, per head */
+    const float *anchors;       /* n_heads * A * (w, h) in input pixels, head by head (YoloV3Loss's attribute) */
+    const int *strides;         /* n_heads; NULL: 32, 16, 8 (up to three heads) */
+    int input_width, input_height;  /* pixels: each head's grid times its stride */
+    double conf_threshold;      /* keep a box when its confidence is above (0.001 for mAP, 0.25 to show) */
+    double iou_threshold;       /* NMS per class (0.45, say) */
+    int max_per_image;          /* keep the best this many after NMS; 0: all */
+} gf_yolo_options;
+
+/* Decodes YOLOv3 heads p_l [N, A * (5 + K), H_l, W_l] (channel a * (5 + K) + c holding
+ * tx, ty, tw, th, objectness, K class logits of anchor a, as YoloV3Loss reads them):
+ *   cx = (x + 2 sigmoid(tx) - 0.5) * stride / input_width    (x the cell's column)
+ *   w  = (2 sigmoid(tw))^2 * anchor_w / input_width,  cy and h alike,
+ * class = the argmax of the class logits, confidence = sigmoid(objectness) times
+ * sigmoid(that logit) (with K = 1, which the loss does not train, sigmoid(objectness)).
+ * Boxes above conf_threshold go through gf_nms. Non-finite head values fail. */
+gf_status gf_yolo_detect(const gf_tensor *const *heads, const gf_yolo_options *opt, gf_detections *out);
+
+/* mAP over a data set: average precision per class at one IoU threshold (0.5: mAP@0.5),
+ * as PASCAL VOC 2010+ computes it: each class's detections in descending score order
+ * (ties: in the order added) are matched to the ground-truth box of their image and class
+ * with the highest IoU; one with IoU >= the threshold whose box is not yet taken is a
+ * true positive, any other a false positive. AP is the area under the precision-recall
+ * curve with precision made monotone (all-point interpolation, VOC 2010+'s, not the
+ * 11-point VOC 2007 one nor COCO's 101 points); IoU on the normalised boxes, no "+1". */
+typedef struct gf_det_metrics gf_det_metrics;
+
+gf_status gf_det_metrics_new(int n_classes, double iou_threshold, gf_det_metrics **out);
+void gf_det_metrics_free(gf_det_metrics *m);
+void gf_det_metrics_reset(gf_det_metrics *m);
+/* One batch: its detections (image indices in [0, d->n_images)) and its ground truth,
+ * float32 [T, 6] rows (image index in the batch, class, cx, cy, w, h); targets may be
+ * NULL when the batch has none. Image indices count on from the batches added before. */
+gf_status gf_det_metrics_add(gf_det_metrics *m, const gf_detections *d, const gf_tensor *targets);
+
+typedef struct gf_det_report {
+    int n_classes;
+    int64_t images;
+    double map;                 /* mean AP over the classes with ground truth; NaN when none has */
+    int n_with_truth;
+    const double *ap;           /* [K]; NaN for a class with no ground truth (0 when it has but none is found) */
+    const int64_t *n_truth;     /* [K] ground-truth boxes */
+    const int64_t *n_detections; /* [K] */
+} gf_det_report;
+
+/* The report's arrays stay valid until the next call on m. */
+gf_status gf_det_metrics_report(gf_det_metrics *m, gf_det_report *out);
+
+/* Report images are gf_images (RGB) drawn by graft, with a built-in 5x7 pixel font
+ * (descenders below) for printable ASCII; other bytes show as '?'. */
+
+/* Writes a 1- or 3-channel image as an 8-bit PNG, atomically: to a temporary beside
+ * `path`, synced, then renamed over it, so an existing file is never left half-written. */
+gf_status gf_image_save_png(const gf_image *img, const char *path);
+
+typedef struct gf_series {
+    const char *name;           /* in the legend */
+    const double *x;            /* NULL: 1, 2, ..., n (epochs) */
+    const double *y;            /* a NaN or infinite y leaves a gap */
+    int n;
+} gf_series;
+
+typedef struct gf_chart {
+    const char *title, *x_label, *y_label;  /* NULL or "": none */
+    const gf_series *series;
+    int n_series;               /* 1 to 10 */
+    int width, height;          /* pixels, at least 240 x 160; 0 x 0: 640 x 400 */
+} gf_chart;
+
+/* Where a chart put its data. The plot area spans columns left..right and rows
+ * top..bottom (a black frame just outside it); x maps linearly from x_min at column
+ * `left` to x_max at `right`, y from y_min at row `bottom` to y_max at `top`. Ticks sit
+ * at x_min, x_min + x_step, ... x_max (and the same for y), each labelled with its value. */
+typedef struct gf_chart_layout {
+    int left, top, right, bottom;
+    double x_min, x_max, x_step, y_min, y_max, y_step;
+} gf_chart_layout;
+
+/* Draws a line chart into a new RGB image: white, grid lines at the ticks, each series
+ * a 2-pixel line in matplotlib's tab10 colours (series i: #1f77b4, #ff7f0e, #2ca02c,
+ * #d62728, #9467bd, #8c564b, #e377c2, #7f7f7f, #bcbd22, #17becf), a legend to the right
+ * of the plot area. Axis ranges are 1, 2 or 5 times a power of ten around the data
+ * (whole steps for whole-number x). layout may be NULL. */
+gf_status gf_plot_lines(const gf_chart *chart, gf_image *out, gf_chart_layout *layout);
+
+/* Where a heat map put its cells: cell (row i, column j) covers columns
+ * left + j * cell .. left + (j + 1) * cell - 1 and rows top + i * cell ... alike. */
+typedef struct gf_heatmap_layout {
+    int left, top, cell;
+} gf_heatmap_layout;
+
+/* Draws a confusion matrix [n][n] (n up to 2048; row = true class, column = predicted)
+ * as a heat map into a new RGB image: each cell's colour goes from white (0) to dark
+ * blue (the largest value) as its value does, the values printed in the cells when the
+ * largest fits in one; class labels (n strings, or NULL for the indices) name the rows
+ * and columns when the cells are tall enough for text. normalize: each row divided by
+ * its sum (the share of each true class predicted as each class). title and layout may
+ * be NULL. */
+gf_status gf_plot_confusion(const int64_t *confusion, int n, const char *const *labels, const char *title,
+                            int normalize, gf_image *out, gf_heatmap_layout *layout);
+
+/* Class c's colour in overlays: PASCAL VOC's colour map (class 0 black, 1 dark red,
+ * 2 dark green, ...; the bits of c spread over R, G and B). */
+void gf_class_color(int c, uint8_t rgb[3]);
+
+/* Blends class colours over an RGB image: at each pixel whose mask value is a class
+ * (not ignore_index), p = floor((1 - alpha) p + alpha colour + 0.5) per channel.
+ * mask: int64 [H, W] or [1, H, W], the image's size; negative classes fail. */
+gf_status gf_image_draw_mask(gf_image *img, const gf_tensor *mask, double alpha, int64_t ignore_index);
+
+/* Draws boxes on an RGB image, the last first so the first ends on top: each an outline
+ * in its class colour, 2 pixels wide inside columns x0 = lround((cx - w / 2) * width) to
+ * x1 = lround((cx + w / 2) * width) - 1 and rows alike (clipped to the image), and above
+ * it (inside, at the image's top edge) a label on the class colour: the class name
+ * (labels[cls] when cls < n_labels, else the index) and the score to two decimals,
+ * when it is >= 0. */
+gf_status gf_image_draw_boxes(gf_image *img, const gf_detection *d, int64_t n, const char *const *labels,
+                              int n_labels);
+
 #ifdef __cplusplus
 }
 #endif

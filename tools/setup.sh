@@ -7,8 +7,8 @@ apt_packages=(
   meson ninja-build pkg-config gcc clang valgrind strace
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libonnx-testdata
   libpng-dev libjpeg62-turbo-dev libdnnl-dev zlib1g-dev
-  dataset-fashion-mnist
-  python3-torch python3-torchvision python3-onnx python3-numpy python3-pil python3-pip
+  dataset-fashion-mnist python-matplotlib-data
+  python3-torch python3-torchvision python3-onnx python3-numpy python3-pil python3-pip python3-sklearn
 )
 missing=()
 for p in "${apt_packages[@]}"; do
