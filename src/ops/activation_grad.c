@@ -278,10 +278,19 @@ static gf_status dropout_grad_cpu(gf_op_ctx *ctx)
     return GF_OK;
 }
 
+/* Relu, LeakyRelu and Sigmoid gradients go element by element: any layout, the same for
+ * all three tensors, and dX may take dY's storage. (Dropout's mask hashes the element's
+ * plain index, so Dropout stays plain.) */
+static gf_status pair_layouts(gf_op_ctx *ctx)
+{
+    if (ctx->outputs[0]) ctx->in_layout[0] = ctx->in_layout[1] = ctx->out_layout[0] = GF_LAYOUT_FOLLOW;
+    return GF_OK;
+}
+
 const gf_op gf_ops_activation_grad[] = {
-    {"ai.graft", "ReluGrad", 1, 0, y_pair_infer, relu_grad_cpu},
-    {"ai.graft", "LeakyReluGrad", 1, 0, x_pair_infer, leaky_relu_grad_cpu},
-    {"ai.graft", "SigmoidGrad", 1, 0, y_pair_infer, sigmoid_grad_cpu},
+    {"ai.graft", "ReluGrad", 1, 0, y_pair_infer, relu_grad_cpu, 0, pair_layouts},
+    {"ai.graft", "LeakyReluGrad", 1, 0, x_pair_infer, leaky_relu_grad_cpu, 0, pair_layouts},
+    {"ai.graft", "SigmoidGrad", 1, 0, y_pair_infer, sigmoid_grad_cpu, 0, pair_layouts},
     {"ai.graft", "SoftmaxGrad", 1, 0, softmax_grad_infer, softmax_grad_cpu},
     {"ai.graft", "LogSoftmaxGrad", 1, 0, softmax_grad_infer, log_softmax_grad_cpu},
     {"ai.graft", "DropoutTrain", 1, 0, dropout_train_infer, dropout_train_cpu},

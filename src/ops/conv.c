@@ -1,5 +1,20 @@
 /* Conv and ConvTranspose over 1 to 3 spatial dims: plain C reference kernels, and a
- * oneDNN fast path for float32. */
+ * oneDNN fast path for float32 that reads and writes activations plain or blocked
+ * (op.h, GF_LAYOUT_*), as the session's layout pass says.
+ *
+ * FusedConv (domain ai.graft), which the session's rewrites make (runtime/fuse.c):
+ *   FusedConv(X, W, B?, S?) -> Y = act(Conv(X, W, B) + S)
+ * with Conv's attributes, S (optional) of Y's shape, and `activation` "" (none), "Relu"
+ * or "LeakyRelu" (attribute alpha, 0.01). oneDNN runs it as one convolution with a binary
+ * add post-op (S read as the outputs are stored) and an eltwise one, when S and Y are both
+ * blocked; otherwise with the activation alone, or none, and S added after. Either way the
+ * values are those of Conv, Add and the activation run one after the other, bit for bit:
+ * the post-ops apply to the finished sums. (oneDNN's sum post-op would not do: it
+ * accumulates into the output buffer across input-channel blocks, which rounds
+ * differently.) Y must not be S's storage: the convolution stores partial sums in Y.
+ * Attribute `algorithm` "winograd" (the session sets it for inference convolutions that
+ * fit, fuse.c) asks for oneDNN's Winograd convolution, with the activation as a post-op
+ * and S added after; where oneDNN has none, the direct one runs. */
 #include "dnnl_util.h"
 
 #include <stdlib.h>
@@ -222,11 +237,21 @@ static gf_status run_reference(gf_op_ctx *ctx, const conv_shape *sh)
 
 /* ---- oneDNN fast path ---- */
 
+enum { ACT_NONE, ACT_RELU, ACT_LEAKY };
+
+/* What FusedConv adds to a Conv; all zero for a Conv. */
+typedef struct conv_fusion {
+    int has_sum, act;
+    float alpha;
+    int winograd;   /* algorithm "winograd": oneDNN's Winograd convolution where it has one */
+} conv_fusion;
+
 /* Everything a plan depends on; all int64 so the key has no padding bytes. */
 typedef struct conv_key {
     int64_t node;   /* each node's plan holds its own reordered weights */
     int64_t transpose, has_bias, nsp, n, c, m, group;
     int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    int64_t src_layout, dst_layout, sum_post_op, act, alpha_bits, winograd;
 } conv_key;
 
 enum { ARG_SRC, ARG_WEIGHTS }; /* plan argument order: src, weights, [bias], dst */
@@ -238,7 +263,15 @@ static int fast_path_fits(const gf_op_ctx *ctx, const conv_shape *sh)
     return sh->n > 0 && sh->m > 0;
 }
 
-static conv_key make_key(const gf_op_ctx *ctx, const conv_shape *sh)
+/* S goes in as a binary post-op when it and Y are blocked (then the primitive's Y is
+ * the caller's, and S has its layout). */
+static int sum_post_op(const gf_op_ctx *ctx, const conv_fusion *f)
+{
+    return f->has_sum && !f->winograd && gf_out_layout(ctx, 0) == GF_LAYOUT_BLOCKED &&
+           gf_in_layout(ctx, 3) == GF_LAYOUT_BLOCKED;
+}
+
+static conv_key make_key(const gf_op_ctx *ctx, const conv_shape *sh, const conv_fusion *f)
 {
     conv_key k;
     memset(&k, 0, sizeof k);
@@ -259,6 +292,15 @@ static conv_key make_key(const gf_op_ctx *ctx, const conv_shape *sh)
         k.pad_begin[d] = sh->w.pad_begin[d];
         k.pad_end[d] = sh->w.pad_end[d];
     }
+    k.src_layout = gf_in_layout(ctx, 0);
+    k.dst_layout = gf_out_layout(ctx, 0);
+    k.sum_post_op = sum_post_op(ctx, f);
+    /* The activation follows the sum: a post-op only when the sum is one, or there is none. */
+    k.act = !f->has_sum || k.sum_post_op ? f->act : ACT_NONE;
+    uint32_t bits;
+    memcpy(&bits, &f->alpha, sizeof bits);
+    k.alpha_bits = k.act == ACT_LEAKY ? bits : 0;
+    k.winograd = f->winograd && !sh->transpose;
     return k;
 }
 
@@ -284,6 +326,29 @@ static int weight_dims(const conv_key *k, int64_t *dims, int64_t *strides)
     return r + nsp;
 }
 
+/* The post-ops of a FusedConv: S added (binary, S in Y's blocked layout), then the activation. */
+static gf_status make_attr(const conv_key *k, const dnnl_memory_desc_t *dst, dnnl_primitive_attr_t *attr)
+{
+    *attr = NULL;
+    if (!k->sum_post_op && k->act == ACT_NONE) return GF_OK;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_status_t s = dnnl_post_ops_create(&ops);
+    if (s == dnnl_success && k->sum_post_op) s = dnnl_post_ops_append_binary(ops, dnnl_binary_add, dst);
+    if (s == dnnl_success && k->act != ACT_NONE) {
+        float alpha = 0;
+        uint32_t bits = (uint32_t)k->alpha_bits;
+        if (k->act == ACT_LEAKY) memcpy(&alpha, &bits, sizeof alpha);
+        s = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, alpha, 0.0f);
+    }
+    if (s == dnnl_success) s = dnnl_primitive_attr_create(attr);
+    if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(*attr, ops);
+    if (ops) dnnl_post_ops_destroy(ops);
+    if (s == dnnl_success) return GF_OK;
+    if (*attr) dnnl_primitive_attr_destroy(*attr);
+    *attr = NULL;
+    return gf_fail(GF_ERR_RUNTIME, "oneDNN failed setting up post-ops");
+}
+
 static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
 {
     const conv_key *k = arg;
@@ -299,10 +364,12 @@ static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
         pad_r[d] = k->pad_end[d];
     }
     int w_rank = weight_dims(k, w_dims, w_strides);
-    gf_dnnl_arg_desc args[4];
+    gf_dnnl_arg_desc args[5];
     int n = 0;
     dnnl_memory_desc_t src_any, w_any, dst_any, bias;
-    if (gf_dnnl_md(&args[n].user, rank, src_dims, NULL) || gf_dnnl_blocked_md(&src_any, rank, src_dims)) return GF_OK;
+    if (gf_dnnl_layout_md(&args[n].user, rank, src_dims, (int)k->src_layout) ||
+        gf_dnnl_blocked_md(&src_any, rank, src_dims))
+        return GF_OK;
     args[n++].arg = DNNL_ARG_SRC;
     if (gf_dnnl_md(&args[n].user, w_rank, w_dims, w_strides) || gf_dnnl_any_md(&w_any, w_rank, w_dims)) return GF_OK;
     args[n++].arg = DNNL_ARG_WEIGHTS;
@@ -311,30 +378,47 @@ static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
         args[n].user = bias;
         args[n++].arg = DNNL_ARG_BIAS;
     }
-    if (gf_dnnl_md(&args[n].user, rank, dst_dims, NULL) || gf_dnnl_blocked_md(&dst_any, rank, dst_dims)) return GF_OK;
+    if (gf_dnnl_layout_md(&args[n].user, rank, dst_dims, (int)k->dst_layout) ||
+        gf_dnnl_blocked_md(&dst_any, rank, dst_dims))
+        return GF_OK;
     args[n++].arg = DNNL_ARG_DST;
+    if (k->sum_post_op) {
+        args[n].user = args[n - 1].user; /* blocked, as Y */
+        args[n++].arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1;
+    }
     for (int i = 0; i < n; i++) args[i].is_output = args[i].arg == DNNL_ARG_DST;
 
     const dnnl_memory_desc_t *b = k->has_bias ? &bias : NULL;
+    dnnl_primitive_attr_t attr;
+    gf_status st = make_attr(k, &dst_any, &attr);
+    if (st) return st;
     if (k->transpose) {
         dnnl_deconvolution_desc_t desc;
         if (dnnl_dilated_deconvolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_deconvolution_direct,
                                                          &src_any, &w_any, b, &dst_any, strides, dilates, pad_l,
-                                                         pad_r) != dnnl_success)
-            return GF_OK; /* no fast path for this geometry */
-        return gf_dnnl_plan_build(plan, &desc, n, args);
+                                                         pad_r) == dnnl_success)
+            st = gf_dnnl_plan_build_attr(plan, &desc, attr, n, args);
+    } else {
+        dnnl_convolution_desc_t desc;
+        /* Winograd where oneDNN has it for this geometry; direct otherwise. */
+        if (k->winograd &&
+            dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_winograd,
+                                                       &src_any, &w_any, b, &dst_any, strides, dilates, pad_l,
+                                                       pad_r) == dnnl_success)
+            st = gf_dnnl_plan_build_attr(plan, &desc, attr, n, args);
+        if (!st && !plan->prim &&
+            dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct,
+                                                       &src_any, &w_any, b, &dst_any, strides, dilates, pad_l,
+                                                       pad_r) == dnnl_success)
+            st = gf_dnnl_plan_build_attr(plan, &desc, attr, n, args);
     }
-    dnnl_convolution_desc_t desc;
-    if (dnnl_dilated_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any,
-                                                   &w_any, b, &dst_any, strides, dilates, pad_l,
-                                                   pad_r) != dnnl_success)
-        return GF_OK;
-    return gf_dnnl_plan_build(plan, &desc, n, args);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return st; /* no primitive for this geometry: plan->prim stays NULL */
 }
 
-static gf_status get_plan(const gf_op_ctx *ctx, const conv_shape *sh, gf_dnnl_plan **plan)
+static gf_status get_plan(const gf_op_ctx *ctx, const conv_shape *sh, const conv_fusion *f, gf_dnnl_plan **plan)
 {
-    conv_key key = make_key(ctx, sh);
+    conv_key key = make_key(ctx, sh, f);
     gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_conv_plan, &key, plan);
     if (st) return st;
     if ((*plan)->prim) return GF_OK;
@@ -343,11 +427,14 @@ static gf_status get_plan(const gf_op_ctx *ctx, const conv_shape *sh, gf_dnnl_pl
 }
 
 /* At plan time: build the plan now, and reorder W once when it is a constant. */
-static gf_status prepare_fast(const gf_op_ctx *ctx, const conv_shape *sh)
+static gf_status prepare_fast(const gf_op_ctx *ctx, const conv_shape *sh, const conv_fusion *f)
 {
     gf_dnnl_plan *plan;
-    gf_status st = get_plan(ctx, sh, &plan);
-    if (st == GF_ERR_UNSUPPORTED) return GF_OK; /* the reference will run */
+    gf_status st = get_plan(ctx, sh, f, &plan);
+    if (st == GF_ERR_UNSUPPORTED) {
+        gf_clear_error();
+        return GF_OK; /* the reference will run */
+    }
     if (st) return st;
     const void *w = ctx->planning ? ctx->inputs[1]->data : NULL;
     st = gf_dnnl_plan_set_constant(plan, ARG_WEIGHTS, w);
@@ -355,58 +442,196 @@ static gf_status prepare_fast(const gf_op_ctx *ctx, const conv_shape *sh)
     return st;
 }
 
-static gf_status run_fast(gf_op_ctx *ctx, const conv_shape *sh)
+static void finish_reference(const conv_fusion *f, const float *sum, float *y, int64_t n);
+
+/* Without the post-ops: Y = act(Y + S), S in Y's layout (a plain copy when it is not). */
+static gf_status add_sum_after(gf_op_ctx *ctx, const conv_fusion *f)
+{
+    const gf_tensor *sum = ctx->inputs[3];
+    gf_tensor *y = ctx->outputs[0];
+    int yl = gf_out_layout(ctx, 0), sl = gf_in_layout(ctx, 3);
+    const float *s = sum->data;
+    float *copy = NULL;
+    if (sl != yl) {
+        if (!(copy = malloc(gf_tensor_nbytes(y) + 1))) return gf_fail(GF_ERR_NOMEM, "out of memory");
+        gf_status st = gf_layout_convert(y->rank, y->dims, sum->data, sl, copy, yl);
+        if (st) {
+            free(copy);
+            return st;
+        }
+        s = copy;
+    }
+    finish_reference(f, s, y->data, gf_tensor_numel(y));
+    free(copy);
+    return GF_OK;
+}
+
+static gf_status run_fast(gf_op_ctx *ctx, const conv_shape *sh, const conv_fusion *f)
 {
     gf_dnnl_plan *plan;
-    gf_status st = get_plan(ctx, sh, &plan);
+    if (f->has_sum && ctx->inputs[3]->data == ctx->outputs[0]->data)
+        return gf_fail(GF_ERR_INVALID, "the output must not be the storage of the sum operand");
+    gf_status st = get_plan(ctx, sh, f, &plan);
     if (st) return st;
-    void *data[4];
+    void *data[5];
     int n = 0;
     for (int i = 0; i < (sh->has_bias ? 3 : 2); i++) data[n++] = ctx->inputs[i]->data;
-    data[n] = ctx->outputs[0]->data;
+    data[n++] = ctx->outputs[0]->data;
+    if (sum_post_op(ctx, f)) data[n++] = ctx->inputs[3]->data;
     st = gf_dnnl_plan_run(plan, data);
     gf_dnnl_plan_release(plan);
+    if (!st && f->has_sum && !sum_post_op(ctx, f)) st = add_sum_after(ctx, f);
     return st;
 }
 
 /* ---- the ops ---- */
 
 static int is_transpose(const gf_op_ctx *ctx) { return !strcmp(ctx->node->op_type, "ConvTranspose"); }
+static int is_fused(const gf_op_ctx *ctx) { return !strcmp(ctx->node->op_type, "FusedConv"); }
+
+/* FusedConv's extras, and the view of its inputs that Conv's code reads (X, W, B?). */
+static gf_status read_fusion(const gf_op_ctx *ctx, gf_op_ctx *conv, conv_fusion *f)
+{
+    *conv = *ctx;
+    memset(f, 0, sizeof *f);
+    if (!is_fused(ctx)) return GF_OK;
+    if (ctx->n_inputs < 2 || ctx->n_inputs > 4)
+        return gf_fail(GF_ERR_INVALID, "expects 2 to 4 inputs, has %d", ctx->n_inputs);
+    conv->n_inputs = ctx->n_inputs < 3 ? ctx->n_inputs : 3;
+    if (conv->n_inputs == 3 && !ctx->inputs[2]) conv->n_inputs = 2;
+    f->has_sum = ctx->n_inputs > 3 && ctx->inputs[3];
+    const char *act = gf_attr_string(ctx->node, "activation", "");
+    if (!strcmp(act, "Relu")) f->act = ACT_RELU;
+    else if (!strcmp(act, "LeakyRelu")) f->act = ACT_LEAKY;
+    else if (*act) return gf_fail(GF_ERR_UNSUPPORTED, "unknown activation '%s'", act);
+    f->alpha = f->act == ACT_LEAKY ? gf_attr_float(ctx->node, "alpha", 0.01f) : 0.0f;
+    const char *algo = gf_attr_string(ctx->node, "algorithm", "direct");
+    if (!strcmp(algo, "winograd")) f->winograd = 1;
+    else if (strcmp(algo, "direct")) return gf_fail(GF_ERR_UNSUPPORTED, "unknown algorithm '%s'", algo);
+    return GF_OK;
+}
+
+/* Y = act(Y + S) after the reference convolution, as Add and Relu/LeakyRelu compute them. */
+static void finish_reference(const conv_fusion *f, const float *sum, float *y, int64_t n)
+{
+    if (f->has_sum)
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] + sum[i];
+    if (f->act == ACT_RELU)
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? 0 : y[i];
+    if (f->act == ACT_LEAKY)
+        for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? y[i] * f->alpha : y[i];
+}
+
+/* The reference on plain copies of whatever is blocked. */
+static gf_status run_reference_any_layout(gf_op_ctx *ctx, gf_op_ctx *conv, const conv_shape *sh, const conv_fusion *f)
+{
+    const gf_tensor *x = ctx->inputs[0], *sum = f->has_sum ? ctx->inputs[3] : NULL;
+    gf_tensor *y = ctx->outputs[0];
+    int x_l = gf_in_layout(ctx, 0), y_l = gf_out_layout(ctx, 0), s_l = sum ? gf_in_layout(ctx, 3) : 0;
+    int64_t ny = gf_tensor_numel(y);
+    if (sum && sum->data == y->data)
+        return gf_fail(GF_ERR_INVALID, "the output must not be the storage of the sum operand");
+    if (!x_l && !y_l && !s_l && x->dtype == GF_FLOAT) {
+        gf_status st = run_reference(conv, sh);
+        if (!st) finish_reference(f, sum ? sum->data : NULL, y->data, ny);
+        return st;
+    }
+    if (x->dtype != GF_FLOAT && (x_l || y_l || s_l))
+        return gf_fail(GF_ERR_UNSUPPORTED, "blocked layouts are float32 only");
+    if (x->dtype != GF_FLOAT) return run_reference(conv, sh);
+    gf_tensor px = *x, py = *y;
+    float *bx = x_l ? malloc(gf_tensor_nbytes(x) + 1) : NULL, *by = malloc(gf_tensor_nbytes(y) + 1);
+    float *bs = sum ? malloc(gf_tensor_nbytes(y) + 1) : NULL;
+    gf_status st = (x_l && !bx) || !by || (sum && !bs) ? gf_fail(GF_ERR_NOMEM, "out of memory") : GF_OK;
+    if (!st && x_l) st = gf_layout_convert(x->rank, x->dims, x->data, x_l, bx, GF_LAYOUT_PLAIN);
+    if (!st && sum) st = gf_layout_convert(y->rank, y->dims, sum->data, s_l, bs, GF_LAYOUT_PLAIN);
+    if (!st) {
+        const gf_tensor *ins[3] = {x_l ? &px : x, conv->inputs[1], conv->n_inputs > 2 ? conv->inputs[2] : NULL};
+        gf_tensor *outs[1] = {&py};
+        if (x_l) px.data = bx;
+        py.data = by;
+        gf_op_ctx plain = *conv;
+        plain.inputs = ins;
+        plain.outputs = outs;
+        plain.in_layout = plain.out_layout = NULL;
+        st = run_reference(&plain, sh);
+    }
+    if (!st) {
+        finish_reference(f, bs, by, ny);
+        st = gf_layout_convert(y->rank, y->dims, by, GF_LAYOUT_PLAIN, y->data, y_l);
+    }
+    free(bx);
+    free(by);
+    free(bs);
+    return st;
+}
 
 static gf_status conv_infer(gf_op_ctx *ctx)
 {
+    gf_op_ctx conv;
+    conv_fusion f;
     conv_shape sh;
-    gf_status st = read_conv_shape(ctx, is_transpose(ctx), &sh);
+    gf_status st = read_fusion(ctx, &conv, &f);
+    if (!st) st = read_conv_shape(&conv, is_transpose(ctx), &sh);
     if (st) return st;
     int64_t dims[GF_MAX_RANK] = {sh.n, sh.m};
     for (int d = 0; d < sh.w.nsp; d++) dims[2 + d] = sh.w.out[d];
     if ((st = gf_check_numel(sh.w.nsp + 2, dims))) return st;
+    if (f.has_sum) {
+        const gf_tensor *sum = ctx->inputs[3];
+        int same = sum->dtype == ctx->inputs[0]->dtype && sum->rank == sh.w.nsp + 2;
+        for (int d = 0; same && d < sum->rank; d++) same = sum->dims[d] == dims[d];
+        if (!same) return gf_fail(GF_ERR_SHAPE, "input S must have the output's shape and type");
+    }
     if (ctx->outputs[0]) gf_set_shape(ctx->outputs[0], ctx->inputs[0]->dtype, sh.w.nsp + 2, dims);
-    if (gf_fastpath_enabled() && fast_path_fits(ctx, &sh)) return prepare_fast(ctx, &sh);
+    if (!ctx->shapes_only && gf_fastpath_enabled() && fast_path_fits(ctx, &sh)) return prepare_fast(&conv, &sh, &f);
     return GF_OK;
 }
 
-gf_status gf_conv_cpu_impl(gf_op_ctx *ctx, gf_impl impl)
+/* X, Y and S may be blocked whenever the fast path runs (run_reference_any_layout covers
+ * the rare geometry oneDNN lacks). */
+static gf_status conv_layouts(gf_op_ctx *ctx)
 {
+    gf_op_ctx conv;
+    conv_fusion f;
     conv_shape sh;
-    gf_status st = read_conv_shape(ctx, is_transpose(ctx), &sh);
+    gf_status st = read_fusion(ctx, &conv, &f);
+    if (!st) st = read_conv_shape(&conv, is_transpose(ctx), &sh);
+    if (st || !gf_fastpath_enabled() || !fast_path_fits(ctx, &sh)) return st;
+    ctx->in_layout[0] = ctx->out_layout[0] = GF_LAYOUT_CAN_BLOCK;
+    if (f.has_sum) ctx->in_layout[3] = GF_LAYOUT_CAN_BLOCK;
+    return GF_OK;
+}
+
+static gf_status conv_impl(gf_op_ctx *ctx, gf_impl impl)
+{
+    gf_op_ctx conv;
+    conv_fusion f;
+    conv_shape sh;
+    gf_status st = read_fusion(ctx, &conv, &f);
+    if (!st) st = read_conv_shape(&conv, is_transpose(ctx), &sh);
     if (st || !ctx->outputs[0]) return st;
+    /* The conv view carries the node (for the plan's key) and the layouts. */
     if (impl == GF_IMPL_AUTO && gf_fastpath_enabled() && fast_path_fits(ctx, &sh)) {
-        st = run_fast(ctx, &sh);
+        st = run_fast(&conv, &sh, &f);
         if (st != GF_ERR_UNSUPPORTED) return st;
+        gf_clear_error();
     }
     if (impl == GF_IMPL_FAST) {
         if (!fast_path_fits(ctx, &sh)) return gf_fail(GF_ERR_UNSUPPORTED, "the fast path does not take these inputs");
-        return run_fast(ctx, &sh);
+        return run_fast(&conv, &sh, &f);
     }
     if (gf_tensor_numel(ctx->outputs[0]) == 0) return GF_OK;
-    return run_reference(ctx, &sh);
+    return run_reference_any_layout(ctx, &conv, &sh, &f);
 }
 
-static gf_status conv_cpu(gf_op_ctx *ctx) { return gf_conv_cpu_impl(ctx, GF_IMPL_AUTO); }
+gf_status gf_conv_cpu_impl(gf_op_ctx *ctx, gf_impl impl) { return conv_impl(ctx, impl); }
+
+static gf_status conv_cpu(gf_op_ctx *ctx) { return conv_impl(ctx, GF_IMPL_AUTO); }
 
 const gf_op gf_ops_conv[] = {
-    {"", "Conv", 1, 0, conv_infer, conv_cpu},
-    {"", "ConvTranspose", 1, 0, conv_infer, conv_cpu},
+    {"", "Conv", 1, 0, conv_infer, conv_cpu, 0, conv_layouts},
+    {"", "ConvTranspose", 1, 0, conv_infer, conv_cpu, 0, conv_layouts},
+    {"ai.graft", "FusedConv", 1, 0, conv_infer, conv_cpu, 0, conv_layouts},
     {0},
 };

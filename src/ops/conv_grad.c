@@ -20,6 +20,7 @@
 #include "dnnl_util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct conv_grad_shape {
@@ -185,12 +186,15 @@ static void run_reference(gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape 
 typedef struct conv_grad_key {
     int64_t kind, nsp, n, c, m, group;
     int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    int64_t dy_layout, x_layout; /* X's is dX's for ConvGradInput */
 } conv_grad_key;
 
-static conv_grad_key make_key(grad_kind kind, const conv_grad_shape *sh)
+static conv_grad_key make_key(const gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh)
 {
     conv_grad_key k;
     memset(&k, 0, sizeof k);
+    k.dy_layout = gf_in_layout(ctx, 0);
+    k.x_layout = kind == GRAD_INPUT ? gf_out_layout(ctx, 0) : gf_in_layout(ctx, 1);
     k.kind = kind;
     k.nsp = sh->w.nsp;
     k.n = sh->n;
@@ -210,8 +214,9 @@ static conv_grad_key make_key(grad_kind kind, const conv_grad_shape *sh)
 }
 
 /* Plan arguments in the order of the op's tensors: dY, then W (ConvGradInput) or X
- * (ConvGradWeight), then the output. Each is graft's dense layout to the caller and
- * "any" to the primitive. */
+ * (ConvGradWeight), then the output. Each is in graft's layout to the caller (dense W and
+ * dW, X, dX and dY plain or blocked as the session says); to the primitive, activations
+ * are channel-blocked, as for the forward convolution (gf_dnnl_blocked_md), weights "any". */
 static gf_status build_plan(gf_dnnl_plan *plan, const void *arg)
 {
     const conv_grad_key *k = arg;
@@ -231,9 +236,9 @@ static gf_status build_plan(gf_dnnl_plan *plan, const void *arg)
         pad_r[d] = k->pad_end[d];
     }
     dnnl_memory_desc_t x_user, w_user, y_user, x_any, w_any, y_any;
-    if (gf_dnnl_md(&x_user, rank, x_dims, NULL) || gf_dnnl_md(&w_user, w_rank, w_dims, NULL) ||
-        gf_dnnl_md(&y_user, rank, y_dims, NULL) || gf_dnnl_any_md(&x_any, rank, x_dims) ||
-        gf_dnnl_any_md(&w_any, w_rank, w_dims) || gf_dnnl_any_md(&y_any, rank, y_dims))
+    if (gf_dnnl_layout_md(&x_user, rank, x_dims, (int)k->x_layout) || gf_dnnl_md(&w_user, w_rank, w_dims, NULL) ||
+        gf_dnnl_layout_md(&y_user, rank, y_dims, (int)k->dy_layout) || gf_dnnl_blocked_md(&x_any, rank, x_dims) ||
+        gf_dnnl_any_md(&w_any, w_rank, w_dims) || gf_dnnl_blocked_md(&y_any, rank, y_dims))
         return GF_OK; /* no fast path for these shapes */
     dnnl_convolution_desc_t fwd, bwd;
     if (dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, dnnl_convolution_direct, &x_any,
@@ -263,9 +268,9 @@ static int fast_path_fits(const gf_op_ctx *ctx)
 }
 
 /* The plan for these shapes; GF_ERR_UNSUPPORTED when oneDNN has no implementation. */
-static gf_status get_plan(grad_kind kind, const conv_grad_shape *sh, gf_dnnl_plan **plan)
+static gf_status get_plan(const gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh, gf_dnnl_plan **plan)
 {
-    conv_grad_key key = make_key(kind, sh);
+    conv_grad_key key = make_key(ctx, kind, sh);
     gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_plan, &key, plan);
     if (st || (*plan)->prim) return st;
     gf_dnnl_plan_release(*plan);
@@ -275,7 +280,7 @@ static gf_status get_plan(grad_kind kind, const conv_grad_shape *sh, gf_dnnl_pla
 static gf_status run_fast(gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh)
 {
     gf_dnnl_plan *plan;
-    gf_status st = get_plan(kind, sh, &plan);
+    gf_status st = get_plan(ctx, kind, sh, &plan);
     if (st) return st;
     void *data[3] = {ctx->inputs[0]->data, ctx->inputs[1]->data, ctx->outputs[0]->data};
     st = gf_dnnl_plan_run(plan, data);
@@ -304,11 +309,56 @@ static gf_status conv_grad_infer(gf_op_ctx *ctx)
         return GF_OK;
     }
     gf_set_shape(ctx->outputs[0], GF_FLOAT, shaped.rank, shaped.dims);
-    if (!fast_path_fits(ctx)) return GF_OK;
+    if (ctx->shapes_only || !fast_path_fits(ctx)) return GF_OK;
     gf_dnnl_plan *plan;
-    st = get_plan(kind, &sh, &plan);
-    if (st == GF_ERR_UNSUPPORTED) return GF_OK; /* the reference will run */
+    st = get_plan(ctx, kind, &sh, &plan);
+    if (st == GF_ERR_UNSUPPORTED) {
+        gf_clear_error();
+        return GF_OK; /* the reference will run */
+    }
     if (!st) gf_dnnl_plan_release(plan);
+    return st;
+}
+
+/* dY, X (ConvGradWeight) and dX (ConvGradInput) may be blocked: oneDNN takes them so
+ * (the reference, for the geometries oneDNN lacks, runs on plain copies). */
+static gf_status conv_grad_layouts(gf_op_ctx *ctx)
+{
+    grad_kind kind = kind_of(ctx);
+    conv_grad_shape sh;
+    gf_tensor shaped;
+    int dynamic;
+    gf_status st = read_conv_grad(ctx, kind, &sh, &shaped, &dynamic);
+    if (st || dynamic || !ctx->outputs[0] || !fast_path_fits(ctx)) return st;
+    ctx->in_layout[0] = GF_LAYOUT_CAN_BLOCK;
+    if (kind == GRAD_INPUT) ctx->out_layout[0] = GF_LAYOUT_CAN_BLOCK;
+    else ctx->in_layout[1] = GF_LAYOUT_CAN_BLOCK;
+    return GF_OK;
+}
+
+/* The reference on plain copies of blocked tensors. */
+static gf_status reference_any_layout(gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh)
+{
+    int dy_l = gf_in_layout(ctx, 0), x_l = kind == GRAD_INPUT ? gf_out_layout(ctx, 0) : gf_in_layout(ctx, 1);
+    if (!dy_l && !x_l) {
+        run_reference(ctx, kind, sh);
+        return GF_OK;
+    }
+    const gf_tensor *dy = ctx->inputs[0], *other = ctx->inputs[1];
+    gf_tensor *out = ctx->outputs[0];
+    const gf_tensor *x = kind == GRAD_INPUT ? out : other;
+    float *pdy = dy_l ? malloc(gf_tensor_nbytes(dy) + 1) : NULL, *px = x_l ? malloc(gf_tensor_nbytes(x) + 1) : NULL;
+    gf_status st = (dy_l && !pdy) || (x_l && !px) ? gf_fail(GF_ERR_NOMEM, "out of memory") : GF_OK;
+    if (!st && dy_l) st = gf_layout_convert(dy->rank, dy->dims, dy->data, dy_l, pdy, GF_LAYOUT_PLAIN);
+    if (!st && x_l && kind == GRAD_WEIGHT) st = gf_layout_convert(x->rank, x->dims, x->data, x_l, px, GF_LAYOUT_PLAIN);
+    if (!st) {
+        const float *dyd = dy_l ? pdy : dy->data;
+        if (kind == GRAD_INPUT) grad_input_reference(sh, dyd, other->data, x_l ? px : out->data);
+        else grad_weight_reference(sh, dyd, x_l ? px : other->data, out->data);
+        if (kind == GRAD_INPUT && x_l) st = gf_layout_convert(out->rank, out->dims, px, GF_LAYOUT_PLAIN, out->data, x_l);
+    }
+    free(pdy);
+    free(px);
     return st;
 }
 
@@ -324,13 +374,13 @@ static gf_status conv_grad_cpu(gf_op_ctx *ctx)
     if (fast_path_fits(ctx)) {
         st = run_fast(ctx, kind, &sh);
         if (st != GF_ERR_UNSUPPORTED) return st;
+        gf_clear_error();
     }
-    run_reference(ctx, kind, &sh);
-    return GF_OK;
+    return reference_any_layout(ctx, kind, &sh);
 }
 
 const gf_op gf_ops_conv_grad[] = {
-    {"ai.graft", "ConvGradInput", 1, 0, conv_grad_infer, conv_grad_cpu},
-    {"ai.graft", "ConvGradWeight", 1, 0, conv_grad_infer, conv_grad_cpu},
+    {"ai.graft", "ConvGradInput", 1, 0, conv_grad_infer, conv_grad_cpu, 0, conv_grad_layouts},
+    {"ai.graft", "ConvGradWeight", 1, 0, conv_grad_infer, conv_grad_cpu, 0, conv_grad_layouts},
     {0},
 };

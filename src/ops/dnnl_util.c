@@ -3,6 +3,7 @@
 #include "dnnl_util.h"
 
 #include <dnnl_debug.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,16 +239,47 @@ dnnl_status_t gf_dnnl_any_md(dnnl_memory_desc_t *md, int rank, const int64_t *di
     return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, dnnl_format_tag_any);
 }
 
+static pthread_once_t block_once = PTHREAD_ONCE_INIT;
+static int layout_block = 8;
+
+static void read_block(void)
+{
+    int wide = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    layout_block = wide ? 16 : 8;
+}
+
+int gf_layout_block(void)
+{
+    pthread_once(&block_once, read_block);
+    return layout_block;
+}
+
+/* The channel-blocked tag of a rank 3 to 5 tensor. */
+static dnnl_format_tag_t blocked_tag(int rank)
+{
+    int wide = gf_layout_block() == 16;
+    switch (rank) {
+    case 3: return wide ? dnnl_nCw16c : dnnl_nCw8c;
+    case 4: return wide ? dnnl_nChw16c : dnnl_nChw8c;
+    default: return wide ? dnnl_nCdhw16c : dnnl_nCdhw8c;
+    }
+}
+
 dnnl_status_t gf_dnnl_blocked_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims)
 {
-    static const dnnl_format_tag_t by16[] = {dnnl_nCw16c, dnnl_nChw16c, dnnl_nCdhw16c};
-    static const dnnl_format_tag_t by8[] = {dnnl_nCw8c, dnnl_nChw8c, dnnl_nCdhw8c};
-    int wide = (dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
-    int64_t block = wide ? 16 : 8;
-    if (rank < 3 || rank > 5 || dims[1] % block) return gf_dnnl_any_md(md, rank, dims);
+    if (rank < 3 || rank > 5 || dims[1] % gf_layout_block()) return gf_dnnl_any_md(md, rank, dims);
     dnnl_dims_t d;
     for (int i = 0; i < rank; i++) d[i] = dims[i];
-    return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, (wide ? by16 : by8)[rank - 3]);
+    return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, blocked_tag(rank));
+}
+
+dnnl_status_t gf_dnnl_layout_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, int layout)
+{
+    if (layout != GF_LAYOUT_BLOCKED) return gf_dnnl_md(md, rank, dims, NULL);
+    if (rank < 3 || rank > 5 || dims[1] % gf_layout_block()) return dnnl_invalid_arguments;
+    dnnl_dims_t d;
+    for (int i = 0; i < rank; i++) d[i] = dims[i];
+    return dnnl_memory_desc_init_by_tag(md, rank, d, dnnl_f32, blocked_tag(rank));
 }
 
 /* ---- plans ---- */
@@ -293,26 +325,34 @@ static gf_status plan_arg(gf_dnnl_arg *a, dnnl_engine_t eng, const dnnl_memory_d
 /* The primitive descriptor of op_desc, given the one of its forward op as a hint when
  * fwd_desc is not NULL; *pd stays NULL when oneDNN has no implementation. */
 static gf_status create_pd(dnnl_primitive_desc_t *pd, dnnl_engine_t eng, const_dnnl_op_desc_t op_desc,
-                           const_dnnl_op_desc_t fwd_desc)
+                           const_dnnl_op_desc_t fwd_desc, const_dnnl_primitive_attr_t attr)
 {
     dnnl_primitive_desc_t hint = NULL;
     dnnl_status_t s = dnnl_success;
     if (fwd_desc) s = dnnl_primitive_desc_create(&hint, fwd_desc, NULL, eng, NULL);
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, op_desc, NULL, eng, hint);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, op_desc, attr, eng, hint);
     if (hint) dnnl_primitive_desc_destroy(hint);
+    const char *impl = NULL;
+    if (s == dnnl_success && dnnl_primitive_desc_query(*pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success &&
+        impl && !strncmp(impl, "ref", 3)) {
+        /* oneDNN's own reference loops (what it falls back to for, say, depthwise weight
+         * gradients) are slower than graft's reference kernels: let those run instead. */
+        dnnl_primitive_desc_destroy(*pd);
+        s = dnnl_unimplemented;
+    }
     if (s == dnnl_success) return GF_OK;
     *pd = NULL;
     return s == dnnl_unimplemented ? GF_OK : dnnl_fail(s, "creating a primitive descriptor");
 }
 
 static gf_status plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, const_dnnl_op_desc_t fwd_desc,
-                            int n_args, const gf_dnnl_arg_desc *args)
+                            const_dnnl_primitive_attr_t attr, int n_args, const gf_dnnl_arg_desc *args)
 {
     dnnl_engine_t eng = NULL;
     gf_status st = get_engine(&eng);
     if (st) return st;
     dnnl_primitive_desc_t pd;
-    if ((st = create_pd(&pd, eng, op_desc, fwd_desc)) || !pd) return st;
+    if ((st = create_pd(&pd, eng, op_desc, fwd_desc, attr)) || !pd) return st;
     dnnl_status_t s;
     plan->n_args = n_args;
     for (int i = 0; i < n_args && !st; i++) {
@@ -333,13 +373,47 @@ static gf_status plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, co
 gf_status gf_dnnl_plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, int n_args,
                              const gf_dnnl_arg_desc *args)
 {
-    return plan_build(plan, op_desc, NULL, n_args, args);
+    return plan_build(plan, op_desc, NULL, NULL, n_args, args);
+}
+
+gf_status gf_dnnl_plan_build_attr(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, const_dnnl_primitive_attr_t attr,
+                                  int n_args, const gf_dnnl_arg_desc *args)
+{
+    return plan_build(plan, op_desc, NULL, attr, n_args, args);
 }
 
 gf_status gf_dnnl_plan_build_backward(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc,
                                       const_dnnl_op_desc_t fwd_desc, int n_args, const gf_dnnl_arg_desc *args)
 {
-    return plan_build(plan, op_desc, fwd_desc, n_args, args);
+    return plan_build(plan, op_desc, fwd_desc, NULL, n_args, args);
+}
+
+gf_status gf_dnnl_plan_build_reorder(gf_dnnl_plan *plan, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to)
+{
+    dnnl_engine_t eng = NULL;
+    gf_status st = get_engine(&eng);
+    if (st) return st;
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, from, eng, to, eng, NULL);
+    if (s == dnnl_unimplemented) return GF_OK;
+    if (s != dnnl_success) return dnnl_fail(s, "creating a reorder");
+    const dnnl_memory_desc_t *mds[2] = {from, to};
+    plan->n_args = 2;
+    for (int i = 0; i < 2 && !st; i++) {
+        gf_dnnl_arg *a = &plan->args[i];
+        a->arg = i ? DNNL_ARG_TO : DNNL_ARG_FROM;
+        a->is_output = i;
+        s = dnnl_memory_create(&a->user, mds[i], eng, DNNL_MEMORY_NONE);
+        if (s != dnnl_success) st = dnnl_fail(s, "creating a memory object");
+        a->inner = a->user;
+    }
+    if (!st && (s = dnnl_primitive_create(&plan->prim, pd)) != dnnl_success) {
+        plan->prim = NULL;
+        st = dnnl_fail(s, "creating a reorder");
+    }
+    dnnl_primitive_desc_destroy(pd);
+    if (st) plan_destroy(plan);
+    return st;
 }
 
 static gf_status run_reorder(gf_dnnl_arg *a, dnnl_stream_t stream)
@@ -500,4 +574,70 @@ void gf_dnnl_plan_release(gf_dnnl_plan *plan)
     pthread_mutex_lock(&cache_lock);
     ((cache_entry *)plan)->refs--;
     pthread_mutex_unlock(&cache_lock);
+}
+
+/* ---- layouts ---- */
+
+typedef struct convert_key {
+    int64_t family, rank, from, to, dims[5];
+} convert_key;
+
+#define CONVERT_FAMILY 0x72656f72646572ll /* "reorder" */
+
+static gf_status build_convert_plan(gf_dnnl_plan *plan, const void *arg)
+{
+    const convert_key *k = arg;
+    dnnl_memory_desc_t from, to;
+    if (gf_dnnl_layout_md(&from, (int)k->rank, k->dims, (int)k->from) ||
+        gf_dnnl_layout_md(&to, (int)k->rank, k->dims, (int)k->to))
+        return GF_OK;
+    return gf_dnnl_plan_build_reorder(plan, &from, &to);
+}
+
+/* Plane by plane, for when oneDNN has no reorder (or fast paths are off). */
+static void convert_reference(int rank, const int64_t *dims, const float *src, int from, float *dst, int to)
+{
+    int64_t size = 1;
+    for (int d = 2; d < rank; d++) size *= dims[d];
+    gf_planes a = gf_planes_of(dims[1], size, from), b = gf_planes_of(dims[1], size, to);
+#pragma omp parallel for collapse(2) schedule(static) if (dims[0] * dims[1] * size > 65536)
+    for (int64_t n = 0; n < dims[0]; n++)
+        for (int64_t c = 0; c < dims[1]; c++) {
+            const float *s = src + gf_plane_base(&a, n, c);
+            float *t = dst + gf_plane_base(&b, n, c);
+            for (int64_t i = 0; i < size; i++) t[i * b.step] = s[i * a.step];
+        }
+}
+
+gf_status gf_layout_convert(int rank, const int64_t *dims, const void *src, int from, void *dst, int to)
+{
+    int64_t numel = 1;
+    for (int d = 0; d < rank; d++) numel *= dims[d];
+    if (from == to || rank < 3 || rank > 5) {
+        if (src != dst && numel) memmove(dst, src, (size_t)numel * sizeof(float));
+        return GF_OK;
+    }
+    if (dims[1] % gf_layout_block()) return gf_fail(GF_ERR_INVALID, "%lld channels do not fill whole blocks", (long long)dims[1]);
+    if (numel == 0) return GF_OK;
+    if (gf_fastpath_enabled()) {
+        convert_key key;
+        memset(&key, 0, sizeof key);
+        key.family = CONVERT_FAMILY;
+        key.rank = rank;
+        key.from = from;
+        key.to = to;
+        for (int d = 0; d < rank; d++) key.dims[d] = dims[d];
+        gf_dnnl_plan *plan;
+        gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_convert_plan, &key, &plan);
+        if (st) return st;
+        if (plan->prim) {
+            void *data[2] = {(void *)src, dst};
+            st = gf_dnnl_plan_run(plan, data);
+            gf_dnnl_plan_release(plan);
+            return st;
+        }
+        gf_dnnl_plan_release(plan);
+    }
+    convert_reference(rank, dims, src, from, dst, to);
+    return GF_OK;
 }

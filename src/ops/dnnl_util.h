@@ -76,7 +76,7 @@ gf_status gf_gemm_cpu_impl(gf_op_ctx *ctx, gf_impl impl);   /* Gemm, MatMul */
 
 /* ---- oneDNN plans ---- */
 
-#define GF_DNNL_MAX_ARGS 4
+#define GF_DNNL_MAX_ARGS 5
 
 typedef struct gf_dnnl_arg {
     int arg;                    /* DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, ... */
@@ -117,11 +117,22 @@ dnnl_status_t gf_dnnl_any_md(dnnl_memory_desc_t *md, int rank, const int64_t *di
  * direct kernels. */
 dnnl_status_t gf_dnnl_blocked_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims);
 
+/* A float32 descriptor of a tensor in one of graft's layouts (GF_LAYOUT_*, op.h): dense
+ * row-major, or the channel-blocked layout of gf_dnnl_blocked_md (which fails unless the
+ * channels fill whole blocks). */
+dnnl_status_t gf_dnnl_layout_md(dnnl_memory_desc_t *md, int rank, const int64_t *dims, int layout);
+
 /* Builds a plan from an op descriptor whose memory descriptors may say "any". A
  * descriptor oneDNN cannot implement leaves plan->prim NULL and returns GF_OK. */
 typedef gf_status (*gf_dnnl_build_fn)(gf_dnnl_plan *plan, const void *arg);
 gf_status gf_dnnl_plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, int n_args,
                              const gf_dnnl_arg_desc *args);
+/* The same with primitive attributes (post-ops). */
+gf_status gf_dnnl_plan_build_attr(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, const_dnnl_primitive_attr_t attr,
+                                  int n_args, const gf_dnnl_arg_desc *args);
+/* A plan whose primitive is a reorder: args[0] is the source (DNNL_ARG_FROM), args[1]
+ * the destination, both in the given layouts (no reorders of their own). */
+gf_status gf_dnnl_plan_build_reorder(gf_dnnl_plan *plan, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
 /* The same for a backward op descriptor, which oneDNN builds only with the primitive
  * descriptor of its forward op as a hint: fwd_desc describes that forward op. */
 gf_status gf_dnnl_plan_build_backward(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc,
@@ -138,5 +149,11 @@ void gf_dnnl_plan_release(gf_dnnl_plan *plan);
 gf_status gf_dnnl_plan_set_constant(gf_dnnl_plan *plan, int i, const void *data);
 /* Runs the plan on the caller's tensors, data[i] for args[i]. */
 gf_status gf_dnnl_plan_run(gf_dnnl_plan *plan, void *const *data);
+
+/* ---- layouts ---- */
+
+/* Copies a float32 tensor of the given dims from src in layout `from` to dst in layout
+ * `to` (GF_LAYOUT_*); a plain copy when they are the same (nothing when src is dst). */
+gf_status gf_layout_convert(int rank, const int64_t *dims, const void *src, int from, void *dst, int to);
 
 #endif

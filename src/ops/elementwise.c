@@ -549,7 +549,24 @@ static gf_status legacy_prelu_cpu(gf_op_ctx *ctx)
     return elementwise_cpu(&c);
 }
 
-#define EW(name, since) {"", name, since, 0, elementwise_infer, elementwise_cpu}
+/* Element by element when every input has the output's shape (no broadcasting): then the
+ * layout is the same for all, and the output may take an input's storage. */
+static gf_status elementwise_layouts(gf_op_ctx *ctx)
+{
+    const gf_tensor *y = ctx->outputs[0];
+    if (!y || y->dtype != GF_FLOAT || ctx->n_inputs < 1) return GF_OK;
+    for (int i = 0; i < ctx->n_inputs; i++) {
+        const gf_tensor *t = ctx->inputs[i];
+        if (!t || t->dtype != GF_FLOAT || t->rank != y->rank) return GF_OK;
+        for (int d = 0; d < y->rank; d++)
+            if (t->dims[d] != y->dims[d]) return GF_OK;
+    }
+    for (int i = 0; i < ctx->n_inputs; i++) ctx->in_layout[i] = GF_LAYOUT_FOLLOW;
+    ctx->out_layout[0] = GF_LAYOUT_FOLLOW;
+    return GF_OK;
+}
+
+#define EW(name, since) {"", name, since, 0, elementwise_infer, elementwise_cpu, 0, elementwise_layouts}
 const gf_op gf_ops_elementwise[] = {
     EW("Add", 1), EW("Sub", 1), EW("Mul", 1), EW("Div", 1), EW("Pow", 1), EW("Mod", 10),
     EW("BitShift", 11), EW("PRelu", 7), {"", "PRelu", 1, 6, legacy_prelu_infer, legacy_prelu_cpu}, EW("Min", 1), EW("Max", 1), EW("Sum", 1), EW("Mean", 1),

@@ -29,6 +29,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define LANES 8
 #define PARALLEL_MIN 32768
@@ -144,9 +145,51 @@ static void sum_channels_by_columns(const bn_shape *s, const float *x, const flo
     }
 }
 
-static void sum_channels(const bn_shape *s, const float *x, const float *dy, const channel_sums *out)
+/* X blocked (N x C/b x inner x b, op.h): b channels at a time, each position's b values
+ * side by side. Every channel's values go to the lanes they take in sum_row (position mod
+ * LANES) in the same order, so the sums are those of the plain layout, bit for bit. */
+static void sum_channels_blocked(const bn_shape *s, const float *x, const float *dy, const channel_sums *out)
 {
-    if (s->inner == 1) sum_channels_by_columns(s, x, dy, out);
+    int64_t b = gf_layout_block(), blocks = s->c / b;
+    #pragma omp parallel for schedule(static) if (s->n * s->c * s->inner > PARALLEL_MIN)
+    for (int64_t cb = 0; cb < blocks; cb++) {
+        double first[LANES][16], second[LANES][16], shift[16];
+        for (int64_t j = 0; j < b; j++) shift[j] = out->shift[cb * b + j];
+        for (int l = 0; l < LANES; l++)
+            for (int64_t j = 0; j < 16; j++) first[l][j] = second[l][j] = 0;
+        for (int64_t n = 0; n < s->n; n++) {
+            int64_t at = (n * blocks + cb) * s->inner * b;
+            const float *xs = x + at, *dys = dy ? dy + at : NULL;
+            for (int64_t i = 0; i < s->inner; i++) {
+                int l = (int)(i % LANES); /* sum_row's lane */
+                const float *xr = xs + i * b, *dyr = dys ? dys + i * b : NULL;
+                if (dyr)
+                    for (int64_t j = 0; j < b; j++) {
+                        double d = xr[j] - shift[j];
+                        first[l][j] += dyr[j];
+                        second[l][j] += dyr[j] * d;
+                    }
+                else
+                    for (int64_t j = 0; j < b; j++) {
+                        double d = xr[j] - shift[j];
+                        first[l][j] += d;
+                        second[l][j] += d * d;
+                    }
+            }
+        }
+        for (int64_t j = 0; j < b; j++) {
+            double f = 0, q = 0;
+            for (int l = 0; l < LANES; l++) f += first[l][j], q += second[l][j];
+            out->first[cb * b + j] = f;
+            out->second[cb * b + j] = q;
+        }
+    }
+}
+
+static void sum_channels(const bn_shape *s, int layout, const float *x, const float *dy, const channel_sums *out)
+{
+    if (layout == GF_LAYOUT_BLOCKED) sum_channels_blocked(s, x, dy, out);
+    else if (s->inner == 1) sum_channels_by_columns(s, x, dy, out);
     else sum_channels_by_rows(s, x, dy, out);
 }
 
@@ -158,8 +201,35 @@ typedef struct channel_affine {
     float *shift, *delta, *slope, *offset, *dy_slope;
 } channel_affine;
 
-static void map_channels(const bn_shape *s, const float *x, const float *dy, const channel_affine *f, float *out)
+static void map_channels(const bn_shape *s, int layout, const float *x, const float *dy, const channel_affine *f,
+                         float *out)
 {
+    if (layout == GF_LAYOUT_BLOCKED) {
+        int64_t b = gf_layout_block(), blocks = s->c / b;
+        #pragma omp parallel for schedule(static) if (s->n * s->c * s->inner > PARALLEL_MIN)
+        for (int64_t nb = 0; nb < s->n * blocks; nb++) {
+            int64_t c0 = nb % blocks * b;
+            float shift[16], delta[16], slope[16], offset[16], dy_slope[16];
+            for (int64_t j = 0; j < b; j++) {
+                shift[j] = f->shift[c0 + j];
+                delta[j] = f->delta[c0 + j];
+                slope[j] = f->slope[c0 + j];
+                offset[j] = f->offset[c0 + j];
+                dy_slope[j] = dy ? f->dy_slope[c0 + j] : 0.0f;
+            }
+            const float *xr = x + nb * s->inner * b, *dyr = dy ? dy + nb * s->inner * b : NULL;
+            float *o = out + nb * s->inner * b;
+            for (int64_t i = 0; i < s->inner; i++)
+                if (dyr)
+                    for (int64_t j = 0; j < b; j++)
+                        o[i * b + j] = (xr[i * b + j] - shift[j] - delta[j]) * slope[j] + offset[j] +
+                                       dyr[i * b + j] * dy_slope[j];
+                else
+                    for (int64_t j = 0; j < b; j++)
+                        o[i * b + j] = (xr[i * b + j] - shift[j] - delta[j]) * slope[j] + offset[j] + 0.0f;
+        }
+        return;
+    }
     if (s->inner == 1) {
         #pragma omp parallel for schedule(static) if (s->n * s->c > PARALLEL_MIN)
         for (int64_t n = 0; n < s->n; n++) {
@@ -268,10 +338,12 @@ static gf_status bn_train_cpu(gf_op_ctx *ctx)
     bn_scratch w;
     if ((st = scratch_new(&w, s.c))) return st;
     const float *x = ctx->inputs[0]->data;
-    for (int64_t c = 0; c < s.c; c++) w.shift[c] = x[c * s.inner];
-    sum_channels(&s, x, NULL, &w.sums);
+    int layout = gf_in_layout(ctx, 0);
+    gf_planes planes = gf_planes_of(s.c, s.inner, layout);
+    for (int64_t c = 0; c < s.c; c++) w.shift[c] = x[gf_plane_base(&planes, 0, c)];
+    sum_channels(&s, layout, x, NULL, &w.sums);
     bn_train_finish(ctx, &s, &w);
-    if (output_data(ctx, 0)) map_channels(&s, x, NULL, &w.map, output_data(ctx, 0));
+    if (output_data(ctx, 0)) map_channels(&s, layout, x, NULL, &w.map, output_data(ctx, 0));
     scratch_free(&w);
     return GF_OK;
 }
@@ -311,7 +383,8 @@ static gf_status bn_grad_cpu(gf_op_ctx *ctx)
     const float *mean = ctx->inputs[3]->data, *invstd = ctx->inputs[4]->data;
     float *dx = output_data(ctx, 0), *dscale = output_data(ctx, 1), *dbias = output_data(ctx, 2);
     for (int64_t c = 0; c < s.c; c++) w.shift[c] = mean[c];
-    sum_channels(&s, x, dy, &w.sums);
+    int layout = gf_in_layout(ctx, 1);
+    sum_channels(&s, layout, x, dy, &w.sums);
     double count = (double)bn_count(&s);
     for (int64_t c = 0; c < s.c; c++) {
         double sum_dy = w.sums.first[c], sum_dy_xhat = w.sums.second[c] * invstd[c];
@@ -325,13 +398,28 @@ static gf_status bn_grad_cpu(gf_op_ctx *ctx)
         w.map.offset[c] = (float)(-a * sum_dy / count);
         w.map.dy_slope[c] = (float)a;
     }
-    if (dx) map_channels(&s, x, dy, &w.map, dx);
+    if (dx) map_channels(&s, layout, x, dy, &w.map, dx);
     scratch_free(&w);
     return GF_OK;
 }
 
+/* X and Y (BatchNormTrain), dY, X and dX (BatchNormGrad) are blocked together or not at
+ * all: each output element is computed from the same element of the inputs once the
+ * channel sums are taken, so an output may also take an input's storage. Blocked needs
+ * rank 3 to 5 and whole channel blocks (the session checks that). */
+static gf_status bn_layouts(gf_op_ctx *ctx)
+{
+    int grad = !strcmp(ctx->node->op_type, "BatchNormGrad");
+    const gf_tensor *x = ctx->inputs[grad ? 1 : 0];
+    if (x->rank < 3 || x->rank > 5 || x->dims[1] % gf_layout_block() || !ctx->outputs[0]) return GF_OK;
+    ctx->in_layout[0] = GF_LAYOUT_FOLLOW;
+    if (grad) ctx->in_layout[1] = GF_LAYOUT_FOLLOW;
+    ctx->out_layout[0] = GF_LAYOUT_FOLLOW;
+    return GF_OK;
+}
+
 const gf_op gf_ops_norm_grad[] = {
-    {"ai.graft", "BatchNormTrain", 1, 0, bn_train_infer, bn_train_cpu},
-    {"ai.graft", "BatchNormGrad", 1, 0, bn_grad_infer, bn_grad_cpu},
+    {"ai.graft", "BatchNormTrain", 1, 0, bn_train_infer, bn_train_cpu, 0, bn_layouts},
+    {"ai.graft", "BatchNormGrad", 1, 0, bn_grad_infer, bn_grad_cpu, 0, bn_layouts},
     {0},
 };

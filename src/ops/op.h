@@ -26,7 +26,51 @@ typedef struct gf_op_ctx {
     int n_outputs;
     gf_tensor **outputs;        /* NULL entries for omitted optional outputs */
     int planning;               /* set while infer runs, and when a kernel folds constants */
+    int shapes_only;            /* set by a session's first planning pass, which wants shapes and
+                                   folded constants only: infer builds no fast-path plans then */
+    /* Memory layouts (GF_LAYOUT_*) of the inputs and outputs, one byte each; NULL: all plain.
+     * A session's layout pass sets them for kernels whose op has a `layouts` hook. */
+    unsigned char *in_layout, *out_layout;
 } gf_op_ctx;
+
+/* Layouts of float activations passed between fast-path kernels. A blocked tensor keeps
+ * its logical dims (N x C x spatial) in gf_tensor; its data is oneDNN's channel-blocked
+ * nChw16c (nChw8c on CPUs without AVX-512): N x C/b x spatial x b, with C a multiple of
+ * b = gf_layout_block(), so that it takes the bytes of the plain tensor. */
+enum { GF_LAYOUT_PLAIN = 0, GF_LAYOUT_BLOCKED = 1 };
+/* What a `layouts` hook reports per input and output. */
+enum {
+    GF_LAYOUT_CAN_BLOCK = 1,    /* may be blocked, whatever the others are */
+    GF_LAYOUT_FOLLOW = 2,       /* element-wise: blocked if and only if every FOLLOW tensor of
+                                   the node is (they have one shape) */
+};
+int gf_layout_block(void);
+/* False when the environment sets GRAFT_NO_FASTPATH=1: plain reference kernels only. */
+int gf_fastpath_enabled(void);
+
+/* Where a tensor's channel planes lie, for kernels that walk one plane (n, c) at a time:
+ * element i of plane (n, c) is at plane_base(n, c) + i * step. */
+typedef struct gf_planes {
+    int64_t c, size, step;   /* channels, elements per plane, step between a plane's elements */
+    int blocked;
+    int64_t block;
+} gf_planes;
+
+static inline gf_planes gf_planes_of(int64_t c, int64_t size, int layout)
+{
+    gf_planes p = {c, size, 1, layout == GF_LAYOUT_BLOCKED, 1};
+    if (p.blocked) p.block = p.step = gf_layout_block();
+    return p;
+}
+
+static inline int64_t gf_plane_base(const gf_planes *p, int64_t n, int64_t c)
+{
+    if (!p->blocked) return (n * p->c + c) * p->size;
+    return ((n * (p->c / p->block) + c / p->block) * p->size) * p->block + c % p->block;
+}
+
+static inline int gf_in_layout(const struct gf_op_ctx *ctx, int i) { return ctx->in_layout ? ctx->in_layout[i] : 0; }
+static inline int gf_out_layout(const struct gf_op_ctx *ctx, int i) { return ctx->out_layout ? ctx->out_layout[i] : 0; }
 
 typedef gf_status (*gf_op_fn)(gf_op_ctx *ctx);
 
@@ -39,6 +83,11 @@ typedef struct gf_op {
     gf_op_fn cpu;
     int shape_only;             /* output depends on the inputs' shapes alone (Shape, Size):
                                    computed at plan time whenever those shapes are known */
+    /* Optional: which tensors the kernel takes in the blocked layout, for the session's
+     * layout pass. Runs after infer (shapes known, in_layout and out_layout zeroed) and
+     * sets GF_LAYOUT_CAN_BLOCK or GF_LAYOUT_FOLLOW where the kernel would accept it. NULL:
+     * every tensor plain. */
+    gf_op_fn layouts;
 } gf_op;
 
 /* Each family file defines its table:

@@ -134,6 +134,7 @@ static void pool_reference(const pool_spec *ps, const gf_tensor *x, gf_tensor *y
 typedef struct pool_key {
     int64_t alg, nsp, n, c;
     int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
+    int64_t src_layout, dst_layout;
 } pool_key;
 
 /* The right padding oneDNN needs to produce exactly w->out windows (ceil_mode adds some). */
@@ -171,14 +172,19 @@ static gf_status build_pool_plan(gf_dnnl_plan *plan, const void *arg)
     }
     gf_dnnl_arg_desc args[2] = {{DNNL_ARG_SRC, {0}, 0}, {DNNL_ARG_DST, {0}, 1}};
     dnnl_memory_desc_t src_blocked, dst_any;
-    /* oneDNN pools plain NCHW with a slow generic kernel; channel blocks of 8 get its
-     * vectorised one, which pays for the reorders many times over. */
+    /* oneDNN pools plain NCHW with a slow generic kernel; channel blocks get its
+     * vectorised one, which pays for the reorders many times over: graft's blocked
+     * layout when the channels fill its blocks (then blocked activations pass as they
+     * are), blocks of 8 (padded) otherwise. */
     static const dnnl_format_tag_t blocked[] = {dnnl_nCw8c, dnnl_nChw8c, dnnl_nCdhw8c};
     dnnl_dims_t dims;
     for (int i = 0; i < rank; i++) dims[i] = src_dims[i];
-    if (gf_dnnl_md(&args[0].user, rank, src_dims, NULL) || gf_dnnl_md(&args[1].user, rank, dst_dims, NULL) ||
-        gf_dnnl_any_md(&dst_any, rank, dst_dims) ||
-        dnnl_memory_desc_init_by_tag(&src_blocked, rank, dims, dnnl_f32, blocked[nsp - 1]))
+    dnnl_status_t inner = k->c % gf_layout_block()
+                              ? dnnl_memory_desc_init_by_tag(&src_blocked, rank, dims, dnnl_f32, blocked[nsp - 1])
+                              : gf_dnnl_blocked_md(&src_blocked, rank, src_dims);
+    if (gf_dnnl_layout_md(&args[0].user, rank, src_dims, (int)k->src_layout) ||
+        gf_dnnl_layout_md(&args[1].user, rank, dst_dims, (int)k->dst_layout) ||
+        gf_dnnl_any_md(&dst_any, rank, dst_dims) || inner)
         return GF_OK;
     dnnl_pooling_v2_desc_t desc;
     if (dnnl_pooling_v2_forward_desc_init(&desc, dnnl_forward_inference, (dnnl_alg_kind_t)k->alg, &src_blocked,
@@ -206,6 +212,8 @@ static gf_status run_fast(gf_op_ctx *ctx, const pool_spec *ps)
         key.pad_begin[d] = ps->w.pad_begin[d];
         key.pad_end[d] = d < ps->w.nsp ? effective_pad_end(&ps->w, d) : 0;
     }
+    key.src_layout = gf_in_layout(ctx, 0);
+    key.dst_layout = gf_out_layout(ctx, 0);
     gf_dnnl_plan *plan;
     gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_pool_plan, &key, &plan);
     if (st) return st;
@@ -217,6 +225,50 @@ static gf_status run_fast(gf_op_ctx *ctx, const pool_spec *ps)
     }
     gf_dnnl_plan_release(plan);
     return st;
+}
+
+/* ---- GlobalAveragePool on float32, plain or blocked ---- */
+
+/* Each channel's mean over its positions, summed in double in position order and divided
+ * once, as the reference does, so both layouts give the reference's values. */
+static void global_average_f32(const pool_spec *ps, const float *x, int layout, float *y)
+{
+    int64_t size = gf_window_size(ps->w.in);
+    gf_planes p = gf_planes_of(ps->c, size, layout);
+    if (!p.blocked) {
+#pragma omp parallel for schedule(static) if (ps->n * ps->c * size > 65536)
+        for (int64_t nc = 0; nc < ps->n * ps->c; nc++) {
+            const float *xp = x + nc * size;
+            double acc = 0;
+            for (int64_t i = 0; i < size; i++) acc += xp[i];
+            y[nc] = (float)(acc / (double)size);
+        }
+        return;
+    }
+    int64_t blocks = ps->c / p.block;
+#pragma omp parallel for schedule(static) if (ps->n * ps->c * size > 65536)
+    for (int64_t nb = 0; nb < ps->n * blocks; nb++) {
+        const float *xp = x + nb * size * p.block;
+        double acc[16] = {0};
+        for (int64_t i = 0; i < size; i++)
+            for (int64_t j = 0; j < p.block; j++) acc[j] += xp[i * p.block + j];
+        for (int64_t j = 0; j < p.block; j++) y[nb * p.block + j] = (float)(acc[j] / (double)size);
+    }
+}
+
+/* Which tensors the fast paths take blocked: a oneDNN pool's input and output, a global
+ * average's input (its output has one position: both layouts are the same bytes). */
+static gf_status pool_layouts(gf_op_ctx *ctx)
+{
+    pool_spec ps;
+    gf_status st = read_pool_spec(ctx, &ps);
+    if (st || !ctx->outputs[0] || !gf_fastpath_enabled()) return st;
+    if (is_global(ctx->node)) {
+        if (ps.kind == POOL_AVG && ctx->inputs[0]->dtype == GF_FLOAT) ctx->in_layout[0] = GF_LAYOUT_CAN_BLOCK;
+        return GF_OK;
+    }
+    if (fast_path_fits(ctx, &ps)) ctx->in_layout[0] = ctx->out_layout[0] = GF_LAYOUT_CAN_BLOCK;
+    return GF_OK;
 }
 
 /* ---- the pooling ops ---- */
@@ -238,20 +290,47 @@ static gf_status pool_infer(gf_op_ctx *ctx)
     return GF_OK;
 }
 
+/* The reference on a plain copy of a blocked input, into a plain temporary for a
+ * blocked output. */
+static gf_status reference_any_layout(gf_op_ctx *ctx, const pool_spec *ps)
+{
+    const gf_tensor *x = ctx->inputs[0];
+    gf_tensor *y = ctx->outputs[0], *indices = ctx->n_outputs > 1 ? ctx->outputs[1] : NULL;
+    int xl = gf_in_layout(ctx, 0), yl = gf_out_layout(ctx, 0);
+    if (!xl && !yl) {
+        pool_reference(ps, x, y, indices);
+        return GF_OK;
+    }
+    gf_tensor px = *x, py = *y;
+    px.data = xl ? malloc(gf_tensor_nbytes(x) + 1) : x->data;
+    py.data = yl ? malloc(gf_tensor_nbytes(y) + 1) : y->data;
+    gf_status st = !px.data || !py.data ? gf_fail(GF_ERR_NOMEM, "out of memory") : GF_OK;
+    if (!st && xl) st = gf_layout_convert(x->rank, x->dims, x->data, xl, px.data, GF_LAYOUT_PLAIN);
+    if (!st) pool_reference(ps, &px, &py, indices);
+    if (!st && yl) st = gf_layout_convert(y->rank, y->dims, py.data, GF_LAYOUT_PLAIN, y->data, yl);
+    if (xl) free(px.data);
+    if (yl) free(py.data);
+    return st;
+}
+
 gf_status gf_pool_cpu_impl(gf_op_ctx *ctx, gf_impl impl)
 {
     pool_spec ps;
     gf_status st = read_pool_spec(ctx, &ps);
     if (st || !ctx->outputs[0]) return st;
+    if (is_global(ctx->node) && ps.kind == POOL_AVG && ctx->inputs[0]->dtype == GF_FLOAT && impl != GF_IMPL_REFERENCE) {
+        global_average_f32(&ps, ctx->inputs[0]->data, gf_in_layout(ctx, 0), ctx->outputs[0]->data);
+        return GF_OK;
+    }
     int fits = !is_global(ctx->node) && fast_path_fits(ctx, &ps);
     if (impl == GF_IMPL_AUTO && fits && gf_fastpath_enabled()) {
         st = run_fast(ctx, &ps);
         if (st != GF_ERR_UNSUPPORTED) return st;
+        gf_clear_error();
     }
     if (impl == GF_IMPL_FAST)
         return fits ? run_fast(ctx, &ps) : gf_fail(GF_ERR_UNSUPPORTED, "the fast path does not take these inputs");
-    pool_reference(&ps, ctx->inputs[0], ctx->outputs[0], ctx->n_outputs > 1 ? ctx->outputs[1] : NULL);
-    return GF_OK;
+    return reference_any_layout(ctx, &ps);
 }
 
 static gf_status pool_cpu(gf_op_ctx *ctx) { return gf_pool_cpu_impl(ctx, GF_IMPL_AUTO); }
@@ -345,11 +424,11 @@ static gf_status unpool_cpu(gf_op_ctx *ctx)
 }
 
 const gf_op gf_ops_pool[] = {
-    {"", "MaxPool", 1, 0, pool_infer, pool_cpu},
-    {"", "AveragePool", 1, 0, pool_infer, pool_cpu},
+    {"", "MaxPool", 1, 0, pool_infer, pool_cpu, 0, pool_layouts},
+    {"", "AveragePool", 1, 0, pool_infer, pool_cpu, 0, pool_layouts},
     {"", "LpPool", 1, 0, pool_infer, pool_cpu},
     {"", "GlobalMaxPool", 1, 0, pool_infer, pool_cpu},
-    {"", "GlobalAveragePool", 1, 0, pool_infer, pool_cpu},
+    {"", "GlobalAveragePool", 1, 0, pool_infer, pool_cpu, 0, pool_layouts},
     {"", "GlobalLpPool", 1, 0, pool_infer, pool_cpu},
     {"", "MaxUnpool", 9, 0, unpool_infer, unpool_cpu},
     {0},

@@ -181,6 +181,110 @@ static void global_average_pool_grad(const pool_grad_shape *sh, const float *dy,
     }
 }
 
+/* ---- the same in the blocked layout (op.h): N x C/b x spatial x b ----
+ * Each block's b channels go through their windows side by side, every channel's taps in
+ * the order of the plain kernels above, so the values are theirs bit for bit. */
+
+static gf_status max_pool_grad_blocked(const pool_grad_shape *sh, const float *dy, const float *x, float *dx)
+{
+    const gf_window *w = &sh->w;
+    tap_span *spans[3], *all = window_spans(w, spans);
+    if (!all) return gf_fail(GF_ERR_NOMEM, "out of memory for pooling windows");
+    int64_t in_size = gf_window_size(w->in), out_size = gf_window_size(w->out), b = gf_layout_block();
+    int64_t blocks = sh->n * (sh->c / b);
+#pragma omp parallel for schedule(static)
+    for (int64_t nb = 0; nb < blocks; nb++) {
+        const float *xp = x + nb * in_size * b, *dyp = dy + nb * out_size * b;
+        float *dxp = dx + nb * in_size * b;
+        memset(dxp, 0, (size_t)(in_size * b) * sizeof *dxp);
+        for (int64_t o0 = 0; o0 < w->out[0]; o0++)
+            for (int64_t o1 = 0; o1 < w->out[1]; o1++)
+                for (int64_t o2 = 0; o2 < w->out[2]; o2++) {
+                    const tap_span *s0 = &spans[0][o0], *s1 = &spans[1][o1], *s2 = &spans[2][o2];
+                    int64_t first = (s0->first * w->in[1] + s1->first) * w->in[2] + s2->first;
+                    float best[16];
+                    int64_t best_at[16];
+                    for (int64_t j = 0; j < b; j++) {
+                        best[j] = xp[first * b + j];
+                        best_at[j] = first;
+                    }
+                    for (int64_t a = 0, i0 = s0->first; a < s0->count; a++, i0 += s0->step)
+                        for (int64_t bb = 0, i1 = s1->first; bb < s1->count; bb++, i1 += s1->step) {
+                            int64_t row = (i0 * w->in[1] + i1) * w->in[2];
+                            for (int64_t c = 0, i2 = s2->first; c < s2->count; c++, i2 += s2->step) {
+                                const float *v = xp + (row + i2) * b;
+                                for (int64_t j = 0; j < b; j++) {
+                                    int greater = v[j] > best[j];
+                                    best[j] = greater ? v[j] : best[j];
+                                    best_at[j] = greater ? row + i2 : best_at[j];
+                                }
+                            }
+                        }
+                    const float *g = dyp + ((o0 * w->out[1] + o1) * w->out[2] + o2) * b;
+                    for (int64_t j = 0; j < b; j++) dxp[best_at[j] * b + j] += g[j];
+                }
+    }
+    free(all);
+    return GF_OK;
+}
+
+static gf_status average_pool_grad_blocked(const pool_grad_shape *sh, int count_include_pad, const float *dy, float *dx)
+{
+    const gf_window *w = &sh->w;
+    tap_span *spans[3], *all = window_spans(w, spans);
+    if (!all) return gf_fail(GF_ERR_NOMEM, "out of memory for pooling windows");
+    int64_t in_size = gf_window_size(w->in), out_size = gf_window_size(w->out), b = gf_layout_block();
+    int64_t blocks = sh->n * (sh->c / b);
+#pragma omp parallel for schedule(static)
+    for (int64_t nb = 0; nb < blocks; nb++) {
+        const float *dyp = dy + nb * out_size * b;
+        float *dxp = dx + nb * in_size * b;
+        memset(dxp, 0, (size_t)(in_size * b) * sizeof *dxp);
+        for (int64_t o0 = 0; o0 < w->out[0]; o0++)
+            for (int64_t o1 = 0; o1 < w->out[1]; o1++)
+                for (int64_t o2 = 0; o2 < w->out[2]; o2++) {
+                    const tap_span *s0 = &spans[0][o0], *s1 = &spans[1][o1], *s2 = &spans[2][o2];
+                    int64_t divisor = count_include_pad ? s0->in_pads * s1->in_pads * s2->in_pads
+                                                        : s0->count * s1->count * s2->count;
+                    const float *g = dyp + ((o0 * w->out[1] + o1) * w->out[2] + o2) * b;
+                    float share[16];
+                    for (int64_t j = 0; j < b; j++) share[j] = g[j] / (float)divisor;
+                    for (int64_t a = 0, i0 = s0->first; a < s0->count; a++, i0 += s0->step)
+                        for (int64_t bb = 0, i1 = s1->first; bb < s1->count; bb++, i1 += s1->step) {
+                            int64_t row = (i0 * w->in[1] + i1) * w->in[2];
+                            for (int64_t c = 0, i2 = s2->first; c < s2->count; c++, i2 += s2->step)
+                                for (int64_t j = 0; j < b; j++) dxp[(row + i2) * b + j] += share[j];
+                        }
+                }
+    }
+    free(all);
+    return GF_OK;
+}
+
+static void global_average_pool_grad_blocked(const pool_grad_shape *sh, const float *dy, float *dx)
+{
+    int64_t in_size = gf_window_size(sh->w.in), b = gf_layout_block(), blocks = sh->n * (sh->c / b);
+#pragma omp parallel for schedule(static)
+    for (int64_t nb = 0; nb < blocks; nb++) {
+        float share[16];
+        for (int64_t j = 0; j < b; j++) share[j] = dy[nb * b + j] / (float)in_size;
+        float *dxp = dx + nb * in_size * b;
+        for (int64_t i = 0; i < in_size; i++)
+            for (int64_t j = 0; j < b; j++) dxp[i * b + j] = share[j];
+    }
+}
+
+/* A blocked tensor's plain copy (when `layout` is blocked; else t's own data). */
+static gf_status plain_copy(const gf_tensor *t, int layout, float **copy, const float **data)
+{
+    *copy = NULL;
+    *data = t->data;
+    if (layout != GF_LAYOUT_BLOCKED) return GF_OK;
+    if (!(*copy = malloc(gf_tensor_nbytes(t) + 1))) return gf_fail(GF_ERR_NOMEM, "out of memory");
+    *data = *copy;
+    return gf_layout_convert(t->rank, t->dims, t->data, layout, *copy, GF_LAYOUT_PLAIN);
+}
+
 /* ---- the ops ---- */
 
 static gf_status max_pool_grad_infer(gf_op_ctx *ctx)
@@ -196,7 +300,21 @@ static gf_status max_pool_grad_cpu(gf_op_ctx *ctx)
     pool_grad_shape sh;
     gf_status st = read_max(ctx, &sh);
     if (st || !ctx->outputs[0]) return st;
-    return max_pool_grad(&sh, ctx->inputs[0]->data, ctx->inputs[1]->data, ctx->outputs[0]->data);
+    int dy_l = gf_in_layout(ctx, 0), x_l = gf_in_layout(ctx, 1), dx_l = gf_out_layout(ctx, 0);
+    gf_tensor *dxt = ctx->outputs[0];
+    if (dy_l && x_l && dx_l) return max_pool_grad_blocked(&sh, ctx->inputs[0]->data, ctx->inputs[1]->data, dxt->data);
+    if (!dy_l && !x_l && !dx_l) return max_pool_grad(&sh, ctx->inputs[0]->data, ctx->inputs[1]->data, dxt->data);
+    /* Mixed layouts: through plain copies. */
+    float *dy_copy = NULL, *x_copy = NULL, *dx_plain = dx_l ? malloc(gf_tensor_nbytes(dxt) + 1) : dxt->data;
+    const float *dy = NULL, *x = NULL;
+    st = dx_plain ? plain_copy(ctx->inputs[0], dy_l, &dy_copy, &dy) : gf_fail(GF_ERR_NOMEM, "out of memory");
+    if (!st) st = plain_copy(ctx->inputs[1], x_l, &x_copy, &x);
+    if (!st) st = max_pool_grad(&sh, dy, x, dx_plain);
+    if (!st && dx_l) st = gf_layout_convert(dxt->rank, dxt->dims, dx_plain, GF_LAYOUT_PLAIN, dxt->data, dx_l);
+    if (dx_l) free(dx_plain);
+    free(dy_copy);
+    free(x_copy);
+    return st;
 }
 
 static gf_status average_grad_infer(gf_op_ctx *ctx)
@@ -220,16 +338,42 @@ static gf_status average_grad_cpu(gf_op_ctx *ctx)
     if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "x_shape is still unknown while running");
     if (st || !ctx->outputs[0]) return st;
     const float *dy = ctx->inputs[0]->data;
-    float *dx = ctx->outputs[0]->data;
-    if (strcmp(ctx->node->op_type, "GlobalAveragePoolGrad"))
-        return average_pool_grad(&sh, (int)gf_attr_int(ctx->node, "count_include_pad", 0), dy, dx);
-    global_average_pool_grad(&sh, dy, dx);
+    gf_tensor *dxt = ctx->outputs[0];
+    float *dx = dxt->data;
+    int dy_l = gf_in_layout(ctx, 0), dx_l = gf_out_layout(ctx, 0);
+    if (!strcmp(ctx->node->op_type, "GlobalAveragePoolGrad")) {
+        /* dY has one position per channel: its layouts are the same bytes. */
+        if (dx_l) global_average_pool_grad_blocked(&sh, dy, dx);
+        else global_average_pool_grad(&sh, dy, dx);
+        return GF_OK;
+    }
+    int include_pad = (int)gf_attr_int(ctx->node, "count_include_pad", 0);
+    if (dy_l && dx_l) return average_pool_grad_blocked(&sh, include_pad, dy, dx);
+    if (!dy_l && !dx_l) return average_pool_grad(&sh, include_pad, dy, dx);
+    float *dy_copy = NULL, *dx_plain = dx_l ? malloc(gf_tensor_nbytes(dxt) + 1) : dx;
+    st = dx_plain ? plain_copy(ctx->inputs[0], dy_l, &dy_copy, &dy) : gf_fail(GF_ERR_NOMEM, "out of memory");
+    if (!st) st = average_pool_grad(&sh, include_pad, dy, dx_plain);
+    if (!st && dx_l) st = gf_layout_convert(dxt->rank, dxt->dims, dx_plain, GF_LAYOUT_PLAIN, dx, dx_l);
+    if (dx_l) free(dx_plain);
+    free(dy_copy);
+    return st;
+}
+
+/* Which tensors may be blocked (each independently; mixed layouts go through plain
+ * copies): MaxPoolGrad's dY, X and dX, AveragePoolGrad's dY and dX, GlobalAveragePoolGrad's
+ * dX. */
+static gf_status pool_grad_layouts(gf_op_ctx *ctx)
+{
+    if (!ctx->outputs[0] || ctx->outputs[0]->rank == GF_RANK_DYNAMIC) return GF_OK;
+    ctx->out_layout[0] = GF_LAYOUT_CAN_BLOCK;
+    if (strcmp(ctx->node->op_type, "GlobalAveragePoolGrad")) ctx->in_layout[0] = GF_LAYOUT_CAN_BLOCK;
+    if (!strcmp(ctx->node->op_type, "MaxPoolGrad")) ctx->in_layout[1] = GF_LAYOUT_CAN_BLOCK;
     return GF_OK;
 }
 
 const gf_op gf_ops_pool_grad[] = {
-    {"ai.graft", "MaxPoolGrad", 1, 0, max_pool_grad_infer, max_pool_grad_cpu},
-    {"ai.graft", "AveragePoolGrad", 1, 0, average_grad_infer, average_grad_cpu},
-    {"ai.graft", "GlobalAveragePoolGrad", 1, 0, average_grad_infer, average_grad_cpu},
+    {"ai.graft", "MaxPoolGrad", 1, 0, max_pool_grad_infer, max_pool_grad_cpu, 0, pool_grad_layouts},
+    {"ai.graft", "AveragePoolGrad", 1, 0, average_grad_infer, average_grad_cpu, 0, pool_grad_layouts},
+    {"ai.graft", "GlobalAveragePoolGrad", 1, 0, average_grad_infer, average_grad_cpu, 0, pool_grad_layouts},
     {0},
 };

@@ -124,7 +124,8 @@ static gf_status read_old_params(const gf_op_ctx *ctx, int rank, gf_resize_param
 
 static gf_status read_params(const gf_op_ctx *ctx, gf_resize_params *p)
 {
-    int rank = ctx->inputs[0] ? ctx->inputs[0]->rank : 0;
+    if (ctx->n_inputs < 1 || !ctx->inputs[0]) return gf_fail(GF_ERR_INVALID, "input X is required");
+    int rank = ctx->inputs[0]->rank;
     gf_status st;
     if (old_semantics(ctx)) st = read_old_params(ctx, rank, p);
     else if (!(st = gf_check_inputs(ctx, 1, 4))) st = gf_resize_params_of(ctx, 1, rank, p);

@@ -403,7 +403,16 @@ static gf_status cast_cpu(gf_op_ctx *ctx)
     return GF_OK;
 }
 
-#define UN(name, since) {"", name, since, 0, unary_infer, unary_cpu}
+/* Element by element: the output in the input's layout (and storage, when the session
+ * computes it in place). */
+static gf_status unary_layouts(gf_op_ctx *ctx)
+{
+    if (ctx->inputs[0]->dtype == GF_FLOAT && ctx->outputs[0])
+        ctx->in_layout[0] = ctx->out_layout[0] = GF_LAYOUT_FOLLOW;
+    return GF_OK;
+}
+
+#define UN(name, since) {"", name, since, 0, unary_infer, unary_cpu, 0, unary_layouts}
 const gf_op gf_ops_unary[] = {
     UN("Relu", 1), UN("LeakyRelu", 1), UN("Sigmoid", 1), UN("Tanh", 1), UN("Exp", 1), UN("Log", 1),
     UN("Sqrt", 1), UN("Neg", 1), UN("Abs", 1), UN("Reciprocal", 1), UN("Erf", 9), UN("Floor", 1),

@@ -1,13 +1,15 @@
 /* A graph prepared for given input shapes: every shape inferred, constant
- * subgraphs folded, activations placed in one arena; then run node by node
- * through the op registry. */
-#include "session.h"
+ * subgraphs folded, the rewrites of fuse.c applied (fusions, layouts, in-place
+ * outputs), activations placed in one arena; then run step by step through the
+ * op registry. */
+#include "session_impl.h"
 
 #include "model.h"
 #include "planner.h"
 
 #include "../ops/op.h"
 #include "error.h"
+#include "limits.h"
 
 #include <math.h>
 #include <omp.h>
@@ -16,47 +18,31 @@
 #include <string.h>
 #include <time.h>
 
-typedef enum value_kind {
-    VALUE_UNUSED = 0,
-    VALUE_CONST,   /* initializer or folded: data known at plan time */
-    VALUE_STATE,   /* initializer that changes between runs: its data is bound when running */
-    VALUE_INPUT,   /* points at the caller's data during a run */
-    VALUE_ARENA,   /* static shape: lives in the arena */
-    VALUE_DYNAMIC, /* shape known only while running: heap, freed after the run */
-    VALUE_IN_PLACE,/* a state's new value, written straight into the state's storage */
-} value_kind;
-
-struct gf_session {
-    const char *path;       /* the model's file, for messages */
-    const gf_graph *g;
-    gf_session_options opt;
-    int check_finite;
-
-    int planned;
-    gf_tensor *vals;        /* per value: dtype, shape and data pointer */
-    value_kind *kind;
-    int *in_place_of;       /* per VALUE_IN_PLACE value: the state it is written into */
-    gf_tensor **folded;     /* per value: owned data of a folded constant */
-    int *run_nodes, n_run;  /* nodes left to run after folding, in order */
-    char *node_dynamic;     /* per node: infer again while running */
-    void *arena;
-    size_t arena_bytes;
-    double flops;
-
-    gf_op_time *times;
-    int n_times;
-};
-
 static gf_status node_fail(const gf_node *n, gf_status st)
 {
     return gf_fail_context(st, "node '%s' (%s)", n->name, n->op_type);
 }
 
+#ifdef GF_HAVE_CUDA /* built with the CUDA backend (src/runtime/device_cuda.c, src/ops/cuda) */
+const char *gf_backends(void) { return "cpu, cuda"; }
+#else
 const char *gf_backends(void) { return "cpu"; }
+#endif
 
 gf_status gf_session_new(gf_model *m, const gf_session_options *opt, gf_session **out)
 {
     return gf_session_new_graph(m->graph, m->path, opt, out);
+}
+
+/* GRAFT_NO_FUSION=1 turns the rewrites off for every session (read once). */
+static int rewrites_default(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *v = getenv("GRAFT_NO_FUSION");
+        cached = !(v && !strcmp(v, "1"));
+    }
+    return cached;
 }
 
 gf_status gf_session_new_graph(const gf_graph *g, const char *path, const gf_session_options *opt,
@@ -70,16 +56,19 @@ gf_status gf_session_new_graph(const gf_graph *g, const char *path, const gf_ses
     s->path = path;
     s->g = g;
     if (opt) s->opt = *opt;
+    s->rewrites = rewrites_default();
+    /* One OpenMP pool serves our kernels and oneDNN's (both GNU OpenMP). */
     if (s->opt.num_threads > 0) omp_set_num_threads(s->opt.num_threads);
-    size_t nv = (size_t)s->g->n_values + 1, nn = (size_t)s->g->n_nodes + 1;
-    s->vals = calloc(nv, sizeof *s->vals);
-    s->kind = calloc(nv, sizeof *s->kind);
-    s->in_place_of = calloc(nv, sizeof *s->in_place_of);
-    s->folded = calloc(nv, sizeof *s->folded);
-    s->run_nodes = calloc(nn, sizeof *s->run_nodes);
-    s->node_dynamic = calloc(nn, 1);
-    s->times = calloc(nn, sizeof *s->times);
-    if (!s->vals || !s->kind || !s->in_place_of || !s->folded || !s->run_nodes || !s->node_dynamic || !s->times) {
+    s->cap_vals = g->n_values + 16;
+    s->n_vals = g->n_values;
+    s->vals = calloc((size_t)s->cap_vals, sizeof *s->vals);
+    s->kind = calloc((size_t)s->cap_vals, sizeof *s->kind);
+    s->in_place_of = calloc((size_t)s->cap_vals, sizeof *s->in_place_of);
+    s->folded = calloc((size_t)s->cap_vals, sizeof *s->folded);
+    s->layout = calloc((size_t)s->cap_vals, 1);
+    s->cap_run = g->n_nodes + 1;
+    s->run = calloc((size_t)s->cap_run, sizeof *s->run);
+    if (!s->vals || !s->kind || !s->in_place_of || !s->folded || !s->layout || !s->run) {
         gf_session_free(s);
         return gf_fail(GF_ERR_NOMEM, "out of memory");
     }
@@ -87,12 +76,101 @@ gf_status gf_session_new_graph(const gf_graph *g, const char *path, const gf_ses
     return GF_OK;
 }
 
+void gf_session_set_rewrites(gf_session *s, int on)
+{
+    s->rewrites = on;
+    s->planned = 0;
+}
+
+int gf_session_add_value(gf_session *s, const gf_tensor *like_in, value_kind kind)
+{
+    gf_tensor like = *like_in; /* it may point into s->vals, which may move */
+    if (s->n_vals == s->cap_vals) {
+        int cap = s->cap_vals * 2;
+        gf_tensor *vals = realloc(s->vals, (size_t)cap * sizeof *vals);
+        if (vals) s->vals = vals;
+        value_kind *k = realloc(s->kind, (size_t)cap * sizeof *k);
+        if (k) s->kind = k;
+        int *ip = realloc(s->in_place_of, (size_t)cap * sizeof *ip);
+        if (ip) s->in_place_of = ip;
+        gf_tensor **f = realloc(s->folded, (size_t)cap * sizeof *f);
+        if (f) s->folded = f;
+        unsigned char *l = realloc(s->layout, (size_t)cap);
+        if (l) s->layout = l;
+        if (!vals || !k || !ip || !f || !l) return -1;
+        s->cap_vals = cap;
+    }
+    int v = s->n_vals++;
+    s->vals[v] = like;
+    s->vals[v].data = NULL;
+    s->vals[v].owns_data = 0;
+    s->kind[v] = kind;
+    s->in_place_of[v] = 0;
+    s->folded[v] = NULL;
+    s->layout[v] = GF_LAYOUT_PLAIN;
+    return v;
+}
+
+static void free_synth(gf_node *n)
+{
+    if (!n) return;
+    free(n->name);
+    free(n->inputs);
+    free(n->outputs);
+    free(n->attrs);
+    free(n);
+}
+
+gf_node *gf_session_add_node(gf_session *s, const char *name, const char *domain, const char *op_type, int opset,
+                             int n_inputs, const int *inputs, int n_outputs, const int *outputs,
+                             const gf_node *attrs_of, int n_extra, const gf_attr *extra)
+{
+    const gf_op *op = gf_op_find(domain, op_type, opset);
+    if (!op) return NULL;
+    if (s->n_synth == s->cap_synth) {
+        int cap = s->cap_synth ? 2 * s->cap_synth : 16;
+        gf_node **grown = realloc(s->synth, (size_t)cap * sizeof *grown);
+        if (!grown) return NULL;
+        s->synth = grown;
+        s->cap_synth = cap;
+    }
+    gf_node *n = calloc(1, sizeof *n);
+    int n_shared = attrs_of ? attrs_of->n_attrs : 0;
+    if (!n) return NULL;
+    n->name = strdup(name);
+    n->inputs = malloc(((size_t)n_inputs + 1) * sizeof *n->inputs);
+    n->outputs = malloc(((size_t)n_outputs + 1) * sizeof *n->outputs);
+    n->attrs = malloc(((size_t)(n_shared + n_extra) + 1) * sizeof *n->attrs);
+    if (!n->name || !n->inputs || !n->outputs || !n->attrs) {
+        free_synth(n);
+        return NULL;
+    }
+    n->op_type = (char *)op->op_type;
+    n->domain = (char *)op->domain;
+    n->opset = opset;
+    n->n_inputs = n_inputs;
+    n->n_outputs = n_outputs;
+    memcpy(n->inputs, inputs, (size_t)n_inputs * sizeof *inputs);
+    memcpy(n->outputs, outputs, (size_t)n_outputs * sizeof *outputs);
+    if (n_shared) memcpy(n->attrs, attrs_of->attrs, (size_t)n_shared * sizeof *n->attrs);
+    if (n_extra) memcpy(n->attrs + n_shared, extra, (size_t)n_extra * sizeof *n->attrs);
+    n->n_attrs = n_shared + n_extra;
+    n->op = op;
+    s->synth[s->n_synth++] = n;
+    return n;
+}
+
 static void release_plan(gf_session *s)
 {
-    for (int v = 0; v < s->g->n_values; v++) {
+    for (int v = 0; v < s->n_vals; v++) {
         gf_tensor_free(s->folded[v]);
         s->folded[v] = NULL;
     }
+    for (int i = 0; i < s->n_run; i++) free(s->run[i].layout);
+    s->n_run = 0;
+    for (int i = 0; i < s->n_synth; i++) free_synth(s->synth[i]);
+    s->n_synth = 0;
+    s->n_vals = s->g->n_values;
     free(s->arena);
     s->arena = NULL;
     s->arena_bytes = 0;
@@ -102,23 +180,32 @@ static void release_plan(gf_session *s)
 void gf_session_free(gf_session *s)
 {
     if (!s) return;
-    if (s->folded) release_plan(s);
+    if (s->folded && s->run) release_plan(s);
     free(s->vals);
     free(s->kind);
     free(s->in_place_of);
     free(s->folded);
-    free(s->run_nodes);
-    free(s->node_dynamic);
+    free(s->layout);
+    free(s->run);
+    free(s->synth);
     free(s->times);
     free(s);
 }
 
 size_t gf_session_arena_bytes(const gf_session *s) { return s->arena_bytes; }
 
-const gf_tensor *gf_session_value(const gf_session *s, int v) { return s->planned ? &s->vals[v] : NULL; }
+const gf_tensor *gf_session_value(const gf_session *s, int v)
+{
+    return s->planned && v >= 0 && v < s->g->n_values ? &s->vals[v] : NULL;
+}
 
 void gf_session_check_finite(gf_session *s, int on) { s->check_finite = on; }
 double gf_session_flops(const gf_session *s) { return s->flops; }
+
+static const char *value_name(const gf_session *s, int v)
+{
+    return v < s->g->n_values ? s->g->values[v].name : "(a value graft made)";
+}
 
 /* Checks a caller's input against the declared type and static dims. */
 static gf_status check_input(const gf_value *v, const gf_tensor *t)
@@ -141,25 +228,32 @@ static gf_status check_input(const gf_value *v, const gf_tensor *t)
 }
 
 /* Validates what infer produced: sane rank, non-negative dims, a size that fits. */
-static gf_status check_inferred(const gf_value *v, const gf_tensor *t)
+static gf_status check_inferred(const char *name, const gf_tensor *t)
 {
     if (t->rank == GF_RANK_DYNAMIC) return GF_OK;
     if (t->rank < 0 || t->rank > GF_MAX_RANK)
-        return gf_fail(GF_ERR_UNSUPPORTED, "output '%s' would have rank %d", v->name, t->rank);
+        return gf_fail(GF_ERR_UNSUPPORTED, "output '%s' would have rank %d", name, t->rank);
     if (gf_dtype_size(t->dtype) == 0)
-        return gf_fail(GF_ERR_UNSUPPORTED, "output '%s' would have element type %s", v->name, gf_dtype_name(t->dtype));
+        return gf_fail(GF_ERR_UNSUPPORTED, "output '%s' would have element type %s", name, gf_dtype_name(t->dtype));
     int64_t n = 1;
     for (int d = 0; d < t->rank; d++) {
         if (t->dims[d] < 0)
-            return gf_fail(GF_ERR_SHAPE, "output '%s' would have negative dim %lld", v->name, (long long)t->dims[d]);
+            return gf_fail(GF_ERR_SHAPE, "output '%s' would have negative dim %lld", name, (long long)t->dims[d]);
         if (t->dims[d] && n > (INT64_MAX / 16) / t->dims[d])
-            return gf_fail(GF_ERR_NOMEM, "output '%s' would be too large to exist", v->name);
+            return gf_fail(GF_ERR_NOMEM, "output '%s' would be too large to exist", name);
         n *= t->dims[d];
+    }
+    /* refused here, with a message, rather than by the OOM killer once it is filled */
+    if ((double)n * (double)gf_dtype_size(t->dtype) > (double)gf_memory_limit()) {
+        char need[32], have[32], shape[96];
+        return gf_fail(GF_ERR_NOMEM, "output '%s' %s would need %s, more than the %s of memory there is", name,
+                       gf_shape_str(t, shape, sizeof shape), gf_bytes_str((double)n * (double)gf_dtype_size(t->dtype),
+                       need, sizeof need), gf_bytes_str((double)gf_memory_limit(), have, sizeof have));
     }
     return GF_OK;
 }
 
-/* Multiply-adds ×2 of the ops that dominate compute. */
+/* Multiply-adds x2 of the ops that dominate compute. */
 static double node_flops(const gf_node *n, const gf_tensor *const *in, const gf_tensor *out0)
 {
     if (!out0 || out0->rank == GF_RANK_DYNAMIC) return 0;
@@ -172,6 +266,13 @@ static double node_flops(const gf_node *n, const gf_tensor *const *in, const gf_
     if (!strcmp(op, "ConvTranspose") && n->n_inputs > 1 && in[1]) {
         double k = 1;
         for (int d = 1; d < in[1]->rank; d++) k *= (double)in[1]->dims[d];
+        return 2.0 * (double)gf_tensor_numel(in[0]) * k;
+    }
+    /* The gradients of a Conv cost what it does: every dY element meets C/group x kernel weights. */
+    if ((!strcmp(op, "ConvGradInput") || !strcmp(op, "ConvGradWeight")) && n->n_inputs > 1 && in[0]) {
+        const gf_tensor *w = !strcmp(op, "ConvGradInput") ? in[1] : out0;
+        double k = 1;
+        for (int d = 1; d < w->rank; d++) k *= (double)w->dims[d];
         return 2.0 * (double)gf_tensor_numel(in[0]) * k;
     }
     if ((!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) && in[0] && in[0]->rank >= 1) {
@@ -204,16 +305,33 @@ static void unbind_node(node_io *io)
     if (io->outputs != io->out) free((void *)io->outputs);
 }
 
-static gf_op_ctx make_ctx(const gf_node *n, node_io *io, int planning)
+static gf_op_ctx make_ctx(const gf_node *n, node_io *io, int planning, unsigned char *layout)
 {
     gf_op_ctx ctx = {n, n->n_inputs, io->inputs, n->n_outputs, io->outputs, planning};
+    if (layout) {
+        ctx.in_layout = layout;
+        ctx.out_layout = layout + n->n_inputs;
+    }
     return ctx;
 }
 
-/* Runs infer for one node at plan time and decides whether it can be folded. */
-static gf_status plan_node(gf_session *s, int ni)
+static gf_status add_step(gf_session *s, const gf_node *n, int dynamic)
 {
-    const gf_node *n = &s->g->nodes[ni];
+    if (s->n_run == s->cap_run) {
+        int cap = 2 * s->cap_run;
+        exec_node *grown = realloc(s->run, (size_t)cap * sizeof *grown);
+        if (!grown) return gf_fail(GF_ERR_NOMEM, "out of memory");
+        s->run = grown;
+        s->cap_run = cap;
+    }
+    s->run[s->n_run++] = (exec_node){n, dynamic, -1, NULL};
+    return GF_OK;
+}
+
+/* The first planning pass over one node of the graph: infer for shapes (building no
+ * fast-path plans yet) and fold it when every input is known. */
+static gf_status plan_node(gf_session *s, const gf_node *n)
+{
     int all_const = 1, any_dynamic = 0;
     for (int k = 0; k < n->n_inputs; k++) {
         int v = n->inputs[k];
@@ -226,20 +344,21 @@ static gf_status plan_node(gf_session *s, int ni)
     if (st) return st;
     for (int k = 0; k < n->n_outputs; k++)
         if (io.outputs[k]) memset(io.outputs[k], 0, sizeof(gf_tensor));
+    int foldable = (all_const || n->op->shape_only) && !any_dynamic;
     if (!any_dynamic) {
-        gf_op_ctx ctx = make_ctx(n, &io, 1);
+        gf_op_ctx ctx = make_ctx(n, &io, 1, NULL);
+        ctx.shapes_only = !foldable;
         st = n->op->infer(&ctx);
         for (int k = 0; !st && k < n->n_outputs; k++)
-            if (io.outputs[k]) st = check_inferred(&s->g->values[n->outputs[k]], io.outputs[k]);
+            if (io.outputs[k]) st = check_inferred(value_name(s, n->outputs[k]), io.outputs[k]);
         if (st) goto out;
         s->flops += node_flops(n, io.inputs, io.outputs[0]);
     }
     int dynamic = any_dynamic;
     for (int k = 0; k < n->n_outputs; k++)
         if (io.outputs[k] && io.outputs[k]->rank == GF_RANK_DYNAMIC) dynamic = 1;
-    s->node_dynamic[ni] = (char)dynamic;
 
-    if ((all_const || n->op->shape_only) && !dynamic) {
+    if (foldable && !dynamic) {
         /* Every input is known: compute the outputs now, once. */
         for (int k = 0; k < n->n_outputs && !st; k++) {
             int v = n->outputs[k];
@@ -250,11 +369,11 @@ static gf_status plan_node(gf_session *s, int ni)
                 s->kind[v] = VALUE_CONST;
             }
         }
-        gf_op_ctx ctx = make_ctx(n, &io, 1);
+        gf_op_ctx ctx = make_ctx(n, &io, 1, NULL);
         if (!st) st = n->op->cpu(&ctx);
         goto out;
     }
-    s->run_nodes[s->n_run++] = ni;
+    if ((st = add_step(s, n, dynamic))) goto out;
     for (int k = 0; k < n->n_outputs; k++)
         if (n->outputs[k] >= 0) s->kind[n->outputs[k]] = dynamic ? VALUE_DYNAMIC : VALUE_ARENA;
 out:
@@ -262,32 +381,60 @@ out:
     return st ? node_fail(n, st) : GF_OK;
 }
 
-/* Places every arena value by its lifetime over the run order. */
+/* The second pass over the steps left after the rewrites: infer again, now with the
+ * steps' layouts, so that kernels build their fast-path plans and reorder constant
+ * weights once. */
+static gf_status prepare_step(gf_session *s, const exec_node *e)
+{
+    const gf_node *n = e->node;
+    if (e->dynamic) return GF_OK;
+    node_io io;
+    gf_status st = bind_node(s, n, &io);
+    if (st) return st;
+    gf_tensor saved[64];
+    int n_saved = n->n_outputs < 64 ? n->n_outputs : 64;
+    for (int k = 0; k < n_saved; k++)
+        if (io.outputs[k]) saved[k] = *io.outputs[k];
+    gf_op_ctx ctx = make_ctx(n, &io, 1, e->layout);
+    st = n->op->infer(&ctx);
+    /* The shapes cannot have changed; the first pass's stand (data pointers included). */
+    for (int k = 0; k < n_saved; k++)
+        if (io.outputs[k]) *io.outputs[k] = saved[k];
+    unbind_node(&io);
+    return st ? node_fail(n, st) : GF_OK;
+}
+
+/* Places every arena value by its lifetime over the run order. An output computed in
+ * place takes its input's slot, which then lives as long as either. */
 static gf_status plan_memory(gf_session *s)
 {
     const gf_graph *g = s->g;
-    gf_buffer_life *life = calloc((size_t)g->n_values + 1, sizeof *life);
-    int *slot = malloc(((size_t)g->n_values + 1) * sizeof *slot);
-    if (!life || !slot) {
+    size_t nv = (size_t)s->n_vals + 1;
+    gf_buffer_life *life = calloc(nv, sizeof *life);
+    int *slot = malloc(nv * sizeof *slot);
+    char *keep = calloc(nv, 1); /* read after the last step: outputs, update sources */
+    if (!life || !slot || !keep) {
         free(life);
         free(slot);
+        free(keep);
         return gf_fail(GF_ERR_NOMEM, "out of memory");
     }
     int n = 0;
-    char *keep = calloc((size_t)g->n_values + 1, 1); /* read after the last node: outputs, update sources */
-    if (!keep) {
-        free(life);
-        free(slot);
-        return gf_fail(GF_ERR_NOMEM, "out of memory");
-    }
     for (int v = 0; v < g->n_values; v++) keep[v] = (char)g->values[v].is_output;
     for (int u = 0; u < g->n_updates; u++) keep[g->updates[u].source] = 1;
-    for (int v = 0; v < g->n_values; v++) slot[v] = -1;
+    for (int v = 0; v < s->n_vals; v++) slot[v] = -1;
     for (int step = 0; step < s->n_run; step++) {
-        const gf_node *nd = &g->nodes[s->run_nodes[step]];
+        const exec_node *e = &s->run[step];
+        const gf_node *nd = e->node;
         for (int k = 0; k < nd->n_outputs; k++) {
             int v = nd->outputs[k];
             if (v < 0 || s->kind[v] != VALUE_ARENA) continue;
+            int from = k == 0 && e->in_place >= 0 ? nd->inputs[e->in_place] : -1;
+            if (from >= 0 && slot[from] >= 0) {
+                slot[v] = slot[from];
+                if (keep[v]) life[slot[v]].last = s->n_run;
+                continue;
+            }
             slot[v] = n;
             life[n++] = (gf_buffer_life){gf_tensor_nbytes(&s->vals[v]), step, keep[v] ? s->n_run : step, 0};
         }
@@ -298,12 +445,20 @@ static gf_status plan_memory(gf_session *s)
     }
     size_t total = gf_plan_arena(life, n);
     gf_status st = GF_OK;
+    /* a run also copies the graph outputs out of the arena */
+    double peak = (double)total;
+    for (int i = 0; i < g->n_outputs; i++) peak += (double)gf_tensor_nbytes(&s->vals[g->outputs[i]]);
+    char need[32], have[32];
     if (total == (size_t)-1) st = gf_fail(GF_ERR_NOMEM, "out of memory planning the arena");
+    else if (peak > (double)gf_memory_limit())
+        st = gf_fail(GF_ERR_NOMEM, "the activations and outputs need %s at their peak, more than the %s of memory "
+                     "there is", gf_bytes_str(peak, need, sizeof need),
+                     gf_bytes_str((double)gf_memory_limit(), have, sizeof have));
     else if (!(s->arena = aligned_alloc(GF_ARENA_ALIGN, total ? total : GF_ARENA_ALIGN)))
         st = gf_fail(GF_ERR_NOMEM, "cannot allocate the %zu-byte activation arena", total);
     if (!st) {
         s->arena_bytes = total;
-        for (int v = 0; v < g->n_values; v++)
+        for (int v = 0; v < s->n_vals; v++)
             if (slot[v] >= 0) s->vals[v].data = (char *)s->arena + life[slot[v]].offset;
     }
     free(life);
@@ -316,7 +471,7 @@ static gf_status plan_memory(gf_session *s)
 static int step_writing(const gf_session *s, int v)
 {
     for (int step = 0; step < s->n_run; step++) {
-        const gf_node *n = &s->g->nodes[s->run_nodes[step]];
+        const gf_node *n = s->run[step].node;
         for (int k = 0; k < n->n_outputs; k++)
             if (n->outputs[k] == v) return step;
     }
@@ -326,7 +481,7 @@ static int step_writing(const gf_session *s, int v)
 static int last_step_reading(const gf_session *s, int v)
 {
     for (int step = s->n_run - 1; step >= 0; step--) {
-        const gf_node *n = &s->g->nodes[s->run_nodes[step]];
+        const gf_node *n = s->run[step].node;
         for (int k = 0; k < n->n_inputs; k++)
             if (n->inputs[k] == v) return step;
     }
@@ -353,13 +508,16 @@ static gf_status check_updates(gf_session *s)
     return GF_OK;
 }
 
-static gf_status plan(gf_session *s, const gf_tensor *const *inputs)
+/* Plans for these inputs. `prepare` runs the second pass too (fast-path plans, weights
+ * reordered): a plan made only for its shapes (gf_session_plan) skips it, and the first
+ * run plans again. */
+static gf_status plan(gf_session *s, const gf_tensor *const *inputs, int prepare)
 {
     const gf_graph *g = s->g;
     release_plan(s);
-    s->n_run = 0;
     s->flops = 0;
     memset(s->kind, 0, (size_t)g->n_values * sizeof *s->kind);
+    memset(s->layout, 0, (size_t)g->n_values);
     for (int v = 0; v < g->n_values; v++) {
         memset(&s->vals[v], 0, sizeof(gf_tensor));
         if (g->values[v].init) {
@@ -382,27 +540,25 @@ static gf_status plan(gf_session *s, const gf_tensor *const *inputs)
         t->owns_data = 0;
         s->kind[g->inputs[i]] = VALUE_INPUT;
     }
-    for (int ni = 0; ni < g->n_nodes; ni++) {
-        gf_status st = plan_node(s, ni);
-        if (st) {
-            release_plan(s);
-            return st;
-        }
-    }
-    gf_status st = check_updates(s);
+    gf_status st = GF_OK;
+    for (int ni = 0; ni < g->n_nodes && !st; ni++) st = plan_node(s, &g->nodes[ni]);
+    if (!st && s->rewrites) st = gf_session_rewrite(s);
+    for (int step = 0; step < s->n_run && !st && prepare; step++) st = prepare_step(s, &s->run[step]);
+    if (!st) st = check_updates(s);
     if (!st) st = plan_memory(s);
     if (st) {
         release_plan(s);
         return st;
     }
     s->planned = 1;
+    s->prepared = prepare;
     return GF_OK;
 }
 
 /* The public entry points name the model's file in their errors. */
 gf_status gf_session_plan(gf_session *s, const gf_tensor *const *inputs)
 {
-    gf_status st = plan(s, inputs);
+    gf_status st = plan(s, inputs, 0);
     return st ? gf_fail_context(st, "%s", s->path) : GF_OK;
 }
 
@@ -428,7 +584,16 @@ static void record_time(gf_session *s, const char *op_type, double ms)
 {
     int i = 0;
     while (i < s->n_times && strcmp(s->times[i].op_type, op_type)) i++;
-    if (i == s->n_times) s->times[s->n_times++] = (gf_op_time){op_type, 0, 0};
+    if (i == s->n_times) {
+        if (s->n_times == s->cap_times) {
+            int cap = s->cap_times ? 2 * s->cap_times : 32;
+            gf_op_time *grown = realloc(s->times, (size_t)cap * sizeof *grown);
+            if (!grown) return; /* a profile short of an op type rather than a failed run */
+            s->times = grown;
+            s->cap_times = cap;
+        }
+        s->times[s->n_times++] = (gf_op_time){op_type, 0, 0};
+    }
     s->times[i].count++;
     s->times[i].ms += ms;
 }
@@ -439,12 +604,12 @@ static gf_status prepare_dynamic(gf_session *s, const gf_node *n, node_io *io)
 {
     for (int k = 0; k < n->n_outputs; k++)
         if (io->outputs[k]) memset(io->outputs[k], 0, sizeof(gf_tensor));
-    gf_op_ctx ctx = make_ctx(n, io, 0);
+    gf_op_ctx ctx = make_ctx(n, io, 0, NULL);
     gf_status st = n->op->infer(&ctx);
     for (int k = 0; !st && k < n->n_outputs; k++) {
         gf_tensor *t = io->outputs[k];
         if (!t || t->rank == GF_RANK_DYNAMIC) continue;
-        st = check_inferred(&s->g->values[n->outputs[k]], t);
+        st = check_inferred(value_name(s, n->outputs[k]), t);
         if (st) break;
         size_t bytes = gf_tensor_nbytes(t);
         if (!(t->data = malloc(bytes ? bytes : 1))) st = gf_fail(GF_ERR_NOMEM, "out of memory: %zu bytes", bytes);
@@ -455,7 +620,7 @@ static gf_status prepare_dynamic(gf_session *s, const gf_node *n, node_io *io)
 
 static void free_dynamic(gf_session *s)
 {
-    for (int v = 0; v < s->g->n_values; v++)
+    for (int v = 0; v < s->n_vals; v++)
         if (s->kind[v] == VALUE_DYNAMIC && s->vals[v].owns_data) {
             free(s->vals[v].data);
             s->vals[v].data = NULL;
@@ -463,7 +628,7 @@ static void free_dynamic(gf_session *s)
         }
 }
 
-static gf_status check_outputs_finite(const gf_graph *g, const gf_node *n, const node_io *io)
+static gf_status check_outputs_finite(const gf_session *s, const gf_node *n, const node_io *io)
 {
     for (int k = 0; k < n->n_outputs; k++) {
         const gf_tensor *t = io->outputs[k];
@@ -472,7 +637,7 @@ static gf_status check_outputs_finite(const gf_graph *g, const gf_node *n, const
         for (int64_t i = 0, count = gf_tensor_numel(t); i < count; i++)
             if (!isfinite(x[i]))
                 return gf_fail(GF_ERR_RUNTIME, "output '%s' has a non-finite value (%g) at element %lld",
-                               g->values[n->outputs[k]].name, (double)x[i], (long long)i);
+                               value_name(s, n->outputs[k]), (double)x[i], (long long)i);
     }
     return GF_OK;
 }
@@ -503,8 +668,8 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
     for (int i = 0; i < g->n_outputs; i++) outputs[i] = NULL;
     for (int i = 0; i < g->n_inputs; i++)
         if (!inputs[i]) return gf_fail(GF_ERR_INVALID, "input '%s' is missing", g->values[g->inputs[i]].name);
-    if (!s->planned || !same_shapes(s, inputs)) {
-        gf_status st = plan(s, inputs);
+    if (!s->planned || !s->prepared || !same_shapes(s, inputs)) {
+        gf_status st = plan(s, inputs, 1);
         if (st) return gf_fail_context(st, "%s", s->path);
     }
     for (int i = 0; i < g->n_inputs; i++) s->vals[g->inputs[i]].data = inputs[i]->data;
@@ -515,18 +680,18 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
 
     gf_status st = GF_OK;
     for (int step = 0; step < s->n_run && !st; step++) {
-        int ni = s->run_nodes[step];
-        const gf_node *n = &g->nodes[ni];
+        const exec_node *e = &s->run[step];
+        const gf_node *n = e->node;
         node_io io;
         st = bind_node(s, n, &io);
-        if (!st && s->node_dynamic[ni]) st = prepare_dynamic(s, n, &io);
+        if (!st && e->dynamic) st = prepare_dynamic(s, n, &io);
         double t0 = s->opt.profile ? now_ms() : 0;
         if (!st) {
-            gf_op_ctx ctx = make_ctx(n, &io, 0);
+            gf_op_ctx ctx = make_ctx(n, &io, 0, e->layout);
             st = n->op->cpu(&ctx);
         }
         if (s->opt.profile) record_time(s, n->op_type, now_ms() - t0);
-        if (!st && s->check_finite) st = check_outputs_finite(g, n, &io);
+        if (!st && s->check_finite) st = check_outputs_finite(s, n, &io);
         unbind_node(&io);
         if (st) st = node_fail(n, st);
     }
@@ -553,7 +718,7 @@ static int by_time_desc(const void *a, const void *b)
 
 int gf_session_profile(const gf_session *s, const gf_op_time **times)
 {
-    qsort(s->times, (size_t)s->n_times, sizeof *s->times, by_time_desc);
+    if (s->n_times) qsort(s->times, (size_t)s->n_times, sizeof *s->times, by_time_desc);
     *times = s->times;
     return s->n_times;
 }

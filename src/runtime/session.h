@@ -15,5 +15,11 @@ const gf_tensor *gf_session_value(const gf_session *s, int v);
 /* When on, every run checks each node's float outputs and fails at the first
  * node that produced a NaN or an infinity, naming it. */
 void gf_session_check_finite(gf_session *s, int on);
+/* Whether plans apply the rewrites of fuse.c: fusions (Conv with the BatchNormalization,
+ * Add and activation after it), blocked layouts between the kernels that take them and
+ * outputs computed in place. On by default (off for every session when the environment
+ * sets GRAFT_NO_FUSION=1); a change takes effect at the next plan. Results agree either
+ * way to rounding; tests compare the two. */
+void gf_session_set_rewrites(gf_session *s, int on);
 
 #endif
