@@ -187,6 +187,8 @@ typedef enum gf_loss_kind {
     GF_LOSS_MSE,
     GF_LOSS_L1,
     GF_LOSS_BCE_WITH_LOGITS,
+    GF_LOSS_YOLOV3,             /* YOLOv3's box, objectness and class terms over every output (a head
+                                   each), against [T, 6] targets (image, class, cx, cy, w, h) */
 } gf_loss_kind;
 
 typedef struct gf_loss_options {
@@ -195,7 +197,13 @@ typedef struct gf_loss_options {
     int64_t ignore_index;       /* cross-entropy, NLL: targets with this label count for nothing */
     const float *class_weights; /* cross-entropy, NLL: one per class, or NULL */
     int n_class_weights;
+    const float *anchors;       /* YOLOv3: (w, h) in input pixels, the same number for each head, head
+                                   by head (strides 32, 16, 8); NULL: YOLOv3's nine */
+    int n_anchor_values;
 } gf_loss_options;
+
+/* YOLOv3's nine anchors, (w, h) in input pixels, by head of stride 32, 16 and 8. */
+extern const float gf_yolov3_anchors[18];
 
 /* Parameters whose names match `pattern` (a glob) train with their own learning rate
  * (lr_scale times the schedule's) and weight decay (negative: the optimizer's). */
@@ -243,11 +251,11 @@ void gf_trainer_free(gf_trainer *t);
  * pass, before its update. A non-finite loss stops with a message naming the step and
  * the first node whose output was not finite, and leaves the parameters unchanged. */
 gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets, double *loss);
-/* Validation: the loss and the model's first output (a new tensor for the caller) in
- * eval form — BatchNormalization on its running statistics, Dropout passing through —
- * on the weights as they are now, training nothing. */
+/* Validation: the loss and the model's outputs (new tensors for the caller, in graph-output
+ * order: room for gf_model_num_outputs) in eval form — BatchNormalization on its running
+ * statistics, Dropout passing through — on the weights as they are now, training nothing. */
 gf_status gf_trainer_evaluate(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets, double *loss,
-                              gf_tensor **output);
+                              gf_tensor **outputs);
 /* The model's first output from the last step's forward pass (training mode); NULL before. */
 const gf_tensor *gf_trainer_output(const gf_trainer *t);
 /* The learning rate of the next steps (the base; groups scale it). Setting one ends
@@ -748,6 +756,46 @@ gf_status gf_image_draw_mask(gf_image *img, const gf_tensor *mask, double alpha,
  * when it is >= 0. */
 gf_status gf_image_draw_boxes(gf_image *img, const gf_detection *d, int64_t n, const char *const *labels,
                               int n_labels);
+
+/* ---- fitting: epochs over data sets ---- */
+
+/* Epochs of training over a loader, each followed by a pass over a validation loader
+ * (gf_trainer_evaluate), keeping the best model, a CSV log, plots and checkpoints. An
+ * epoch's score ranks epochs: top-1 accuracy (classification) or mean IoU
+ * (segmentation), of the validation set, or of the training batches when there is none;
+ * mAP@0.5 (detection, the model's outputs its YOLOv3 heads) of the validation set. */
+typedef struct gf_fit_options {
+    int epochs;                 /* the epochs to have done, a resumed run's included */
+    gf_task task;
+    int n_classes;
+    int64_t ignore_index;       /* segmentation: mask pixels that count for nothing (GF_MASK_IGNORE) */
+    const gf_yolo_options *yolo;/* detection: how the heads decode (the input size is each batch's) */
+    int sched_per_epoch;        /* a schedule moves on after each epoch (on the validation loss,
+                                   which reduce-on-plateau watches); 0: after each step */
+    int early_stop;             /* stop after this many epochs without a better score; 0: never */
+    const char *best_path;      /* the model, written whenever its score is the best yet (atomically:
+                                   the previous best stays whole until the new one is); when no
+                                   epoch has a score, the last epoch's */
+    const char *checkpoint_path;/* written at each epoch's end; resume with gf_trainer_load_checkpoint */
+    const char *log_path;       /* CSV, an epoch a row: epoch, train_loss, train_SCORE, val_loss,
+                                   val_SCORE, lr, seconds (SCORE: top1, miou or map50) */
+    const char *plot_dir;       /* loss.png, score.png and lr.png, redrawn at each epoch's end */
+    int progress;               /* a progress bar on stderr (rate, ETA) and a line an epoch */
+} gf_fit_options;
+
+typedef struct gf_fit_result {
+    int epochs_run;             /* by this call */
+    int epochs_done;            /* in all, a resumed run's included */
+    int best_epoch;             /* 1-based; 0 when no epoch had a score */
+    double best_score;
+    double last_train_loss, last_train_score, last_val_loss, last_val_score;  /* NaN where none */
+    int stopped_early;
+} gf_fit_result;
+
+/* Trains t on `train` (and scores on `val`, which may be NULL) until o->epochs are
+ * done. After gf_trainer_load_checkpoint of a checkpoint gf_fit wrote, it goes on at
+ * the epoch after the one it ended (seeking `train` there), as if never stopped. */
+gf_status gf_fit(gf_trainer *t, gf_loader *train, gf_loader *val, const gf_fit_options *o, gf_fit_result *out);
 
 #ifdef __cplusplus
 }

@@ -12,6 +12,7 @@ int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 
 /* Prints "graft: <gf_last_error()>" to stderr; returns 1 for `return cli_fail();`. */

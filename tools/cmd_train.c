@@ -1,5 +1,5 @@
-/* graft train MODEL --inputs X.pb --labels Y.pb: finetunes on tensors (a whole data
- * set or one batch, first axis the samples) and writes the trained model as ONNX. */
+/* graft train: the options, and training on a data set (epochs, validation, the best
+ * model kept: gf_fit). Training on tensors is train_tensors.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -11,52 +11,57 @@
 #include "runtime/error.h"
 
 static const char train_usage[] =
-    "usage: graft train MODEL --inputs X.pb --labels Y.pb [--out trained.onnx] [options]\n"
+    "usage: graft train MODEL --data DIR [--val DIR | --val-split R] [--out finetuned.onnx] [options]\n"
+    "       graft train MODEL --inputs X.pb --labels Y.pb [--out trained.onnx] [options]\n"
     "\n"
-    "Trains on ONNX TensorProto files: X holds the samples along its first axis (the\n"
-    "model's input with a batch of any size), Y their targets (int64 class indices for\n"
-    "cross-entropy). Batches are taken in a seeded shuffled order, reshuffled every epoch.\n"
+    "Finetunes MODEL (its BatchNormalization on batch statistics, its Dropout dropping) and\n"
+    "writes it back as ONNX. On a data set (--data: a folder of class folders, IDX files such\n"
+    "as Fashion-MNIST, CIFAR-10/100 batches, or images with masks for segmentation) it runs\n"
+    "epochs, scores each on the validation set (top-1, or mean IoU for segmentation) and\n"
+    "keeps the best. On tensors (--inputs/--labels: ONNX TensorProto files, the samples\n"
+    "along the first axis) it runs steps, for exact reproductions.\n"
     "\n"
-    "data:      --steps N (default: one epoch)  --batch B (default 32)  --no-shuffle  --seed S\n"
+    "data set:  --data DIR  --format folder|idx|cifar10|cifar100|segmentation (auto)  --subset S\n"
+    "           --val DIR (its --val-subset S; DIR may be --data's own)  --val-split R (held out of --data)\n"
+    "           --limit N  --val-limit N (a seeded random N of the samples)  --classes N (default:\n"
+    "           the data set's; a new head when the model's differs)  --transform SPEC (as both\n"
+    "           sets are prepared; default: none)  --augment SPEC (the training set's, instead)\n"
+    "           --balanced (classes drawn equally often)  --skip-bad (skip unreadable images)\n"
+    "           --epochs E (10)  --batch B (32)  --workers W  --early-stop N (epochs without a\n"
+    "           better score)  --plots DIR (loss.png, score.png, lr.png)  --log epochs.csv\n"
+    "           --checkpoint ckpt.onnx (each epoch)  --resume ckpt.onnx\n"
+    "           detection (images/ + labels/ in YOLO's format): the model's outputs are its YOLOv3\n"
+    "           heads, trained with YOLOv3's loss, scored by mAP@0.5; --anchors W,H,... (YOLOv3's nine)\n"
+    "tensors:   --inputs X.pb --labels Y.pb  --steps N (default: one epoch)  --batch B (32)\n"
+    "           --no-shuffle  --log steps.csv (step,epoch,loss,lr[,accuracy])\n"
+    "           --checkpoint ckpt.onnx (at the end, and every --checkpoint-every N steps)\n"
+    "           --resume ckpt.onnx (--steps counts from the start of the first run)\n"
+    "           --find-lr [START:END[:STEPS]] (the LR range test: prints each rate's loss and the\n"
+    "           suggested rate, writes no model; 1e-7:10:100)  --unfreeze-at STEP\n"
     "optimizer: --optim sgd|adam|adamw|rmsprop|asgd (sgd)  --lr LR  --momentum M  --dampening D\n"
     "           --nesterov  --weight-decay WD  --betas B1,B2  --eps E  --amsgrad  --alpha A\n"
-    "           --centered  --clip-norm N\n"
-    "loss:      --loss cross-entropy|nll|mse|l1|bce (cross-entropy)  --label-smoothing S\n"
-    "           --ignore-index I\n"
+    "           --centered  --clip-norm N  --seed S\n"
+    "loss:      --loss cross-entropy|nll|mse|l1|bce|yolov3 (cross-entropy; yolov3 for a detection\n"
+    "           set, over every output, with --anchors)  --label-smoothing S\n"
+    "           --ignore-index I (segmentation: 255, the masks' no-class value)\n"
     "schedule:  --sched SPEC (constant, step:N[:G], multistep:M1,M2[:G], exp:G, cosine:T[:MIN],\n"
     "           onecycle:MAX_LR:TOTAL[:PCT], plateau[:FACTOR[:PATIENCE]]; any with :warmup=N)\n"
-    "           --sched-unit step|epoch (what a schedule position is; step)\n"
-    "           --find-lr [START:END[:STEPS]] (the LR range test: prints each rate's loss and the\n"
-    "           suggested rate, writes no model; 1e-7:10:100)\n"
+    "           --sched-unit step|epoch (what a schedule position is: step on tensors, epoch on data)\n"
     "model:     --replace-head N (a new N-class classifier, initialised as PyTorch does)\n"
     "what:      --trainable GLOB  --freeze GLOB (parameter names; repeatable)\n"
     "           --freeze-before NODE (freeze everything feeding that node)\n"
-    "           --unfreeze-at STEP (from that step on, everything trains)\n"
     "           --group GLOB:LR_SCALE[:WEIGHT_DECAY] (parameters matching train at LR_SCALE times\n"
     "           the rate, with their own weight decay; repeatable, the first match wins)\n"
-    "output:    --log steps.csv (step,epoch,loss,lr[,accuracy])  --out trained.onnx\n"
-    "           --checkpoint ckpt.onnx (at the end, and every --checkpoint-every N steps)\n"
-    "           --resume ckpt.onnx (go on from a checkpoint of the same model, optimizer and data;\n"
-    "           --steps counts from the start of the first run)\n"
-    "           --threads T  --quiet  --json (a summary object on stdout at the end)\n"
+    "output:    --out FILE  --threads T  --quiet  --json (a summary object on stdout at the end)\n"
     "\n"
-    "Weight decay applies to every trainable parameter, as in PyTorch.\n";
+    "Transform specs: 'resize:256,center-crop:224,normalize:imagenet',\n"
+    "'random-resized-crop:224,hflip,rotate:15,color-jitter:0.4:0.4:0.4,normalize:imagenet',\n"
+    "'grey-to-rgb,resize:64x64,normalize:auto' (README, \"Data\"). Weight decay applies to\n"
+    "every trainable parameter, as in PyTorch.\n";
 
-#define MAX_PATTERNS 64
+#include "train_args.h"
 
-typedef struct train_args {
-    const char *model, *inputs, *labels, *out, *log, *freeze_before, *checkpoint, *resume, *sched;
-    const char *trainable[MAX_PATTERNS], *freeze[MAX_PATTERNS];
-    int n_trainable, n_freeze;
-    gf_param_group groups[MAX_PATTERNS];
-    char group_patterns[MAX_PATTERNS][256];
-    int n_groups;
-    int steps, batch, shuffle, threads, quiet, replace_head, checkpoint_every, unfreeze_at, sched_per_epoch;
-    int find_lr, find_lr_steps, json;
-    double find_lr_start, find_lr_end;
-    uint64_t seed;
-    gf_train_options opt;
-} train_args;
+
 
 static gf_optimizer parse_optimizer(const char *v)
 {
@@ -68,10 +73,10 @@ static gf_optimizer parse_optimizer(const char *v)
 
 static gf_loss_kind parse_loss(const char *v)
 {
-    static const char *const names[] = {"cross-entropy", "nll", "mse", "l1", "bce"};
-    for (int k = 0; k < 5; k++)
+    static const char *const names[] = {"cross-entropy", "nll", "mse", "l1", "bce", "yolov3"};
+    for (int k = 0; k < 6; k++)
         if (!strcmp(v, names[k])) return (gf_loss_kind)k;
-    cli_usage_error("train", "--loss is one of cross-entropy, nll, mse, l1, bce, not '%s'", v);
+    cli_usage_error("train", "--loss is one of cross-entropy, nll, mse, l1, bce, yolov3, not '%s'", v);
 }
 
 /* GLOB:LR_SCALE[:WEIGHT_DECAY]; the glob is everything before the last one or two fields. */
@@ -132,6 +137,30 @@ static void parse_args(int argc, char **argv, train_args *a)
         else if (!strcmp(argv[i], "--centered")) o->centered = 1;
         else if (!strcmp(argv[i], "--quiet")) a->quiet = 1;
         else if (!strcmp(argv[i], "--json")) a->json = 1;
+        else if (!strcmp(argv[i], "--balanced")) a->balanced = 1;
+        else if (!strcmp(argv[i], "--skip-bad")) a->skip_bad = 1;
+        else if (cli_flag("train", argc, argv, &i, "--data", &v)) a->data = v;
+        else if (cli_flag("train", argc, argv, &i, "--val", &v)) a->val = v;
+        else if (cli_flag("train", argc, argv, &i, "--format", &v)) a->format = v;
+        else if (cli_flag("train", argc, argv, &i, "--subset", &v)) a->subset = v;
+        else if (cli_flag("train", argc, argv, &i, "--val-subset", &v)) a->val_subset = v;
+        else if (cli_flag("train", argc, argv, &i, "--transform", &v)) a->transform = v;
+        else if (cli_flag("train", argc, argv, &i, "--augment", &v)) a->augment = v;
+        else if (cli_flag("train", argc, argv, &i, "--plots", &v)) a->plots = v;
+        else if (cli_flag("train", argc, argv, &i, "--val-split", &v)) a->val_split = cli_double("train", "--val-split", v, 0, 1);
+        else if (cli_flag("train", argc, argv, &i, "--classes", &v)) a->classes = cli_int("train", "--classes", v, 1, 1 << 24);
+        else if (cli_flag("train", argc, argv, &i, "--epochs", &v)) a->epochs = cli_int("train", "--epochs", v, 1, 100000);
+        else if (cli_flag("train", argc, argv, &i, "--early-stop", &v)) a->early_stop = cli_int("train", "--early-stop", v, 1, 100000);
+        else if (cli_flag("train", argc, argv, &i, "--workers", &v)) a->workers = cli_int("train", "--workers", v, 0, 256);
+        else if (cli_flag("train", argc, argv, &i, "--limit", &v)) a->limit = cli_int("train", "--limit", v, 1, 1 << 30);
+        else if (cli_flag("train", argc, argv, &i, "--val-limit", &v)) a->val_limit = cli_int("train", "--val-limit", v, 1, 1 << 30);
+        else if (cli_flag("train", argc, argv, &i, "--anchors", &v)) {
+            int n = 1;
+            for (const char *p = v; *p; p++) n += *p == ',';
+            if (n % 2 || n > 64) cli_usage_error("train", "--anchors takes pairs of width,height (at most 32 pairs)");
+            cli_floats("train", "--anchors", v, a->anchors, n);
+            a->n_anchor_values = n;
+        }
         else if (!strcmp(argv[i], "--find-lr") && (i + 1 == argc || argv[i + 1][0] == '-' ||
                                                     !strchr(argv[i + 1], ':'))) a->find_lr = 1;
         else if (cli_flag("train", argc, argv, &i, "--find-lr", &v)) {
@@ -141,6 +170,7 @@ static void parse_args(int argc, char **argv, train_args *a)
         else if (cli_flag("train", argc, argv, &i, "--sched-unit", &v)) {
             if (strcmp(v, "step") && strcmp(v, "epoch")) cli_usage_error("train", "--sched-unit is step or epoch, not '%s'", v);
             a->sched_per_epoch = !strcmp(v, "epoch");
+            a->sched_unit_given = 1;
         } else if (cli_flag("train", argc, argv, &i, "--group", &v)) parse_group(v, a);
         else if (cli_flag("train", argc, argv, &i, "--unfreeze-at", &v))
             a->unfreeze_at = cli_int("train", "--unfreeze-at", v, 1, 1 << 30);
@@ -188,7 +218,16 @@ static void parse_args(int argc, char **argv, train_args *a)
         else a->model = argv[i];
     }
     if (!a->model) cli_usage_error("train", "which model?");
-    if (!a->inputs || !a->labels) cli_usage_error("train", "--inputs and --labels are both needed");
+    if (!a->data && (!a->inputs || !a->labels))
+        cli_usage_error("train", "train on a data set (--data DIR) or on tensors (--inputs X.pb --labels Y.pb)");
+    if (a->data && (a->inputs || a->labels)) cli_usage_error("train", "--data or --inputs/--labels, not both");
+    if (a->data && (a->find_lr || a->steps || a->unfreeze_at || a->checkpoint_every))
+        cli_usage_error("train", "--find-lr, --steps, --unfreeze-at and --checkpoint-every are for training on tensors");
+    if (!a->data && (a->val || a->val_split > 0 || a->epochs || a->augment || a->transform || a->plots))
+        cli_usage_error("train", "--val, --val-split, --epochs, --transform, --augment and --plots need --data");
+    if (a->val && a->val_split > 0) cli_usage_error("train", "--val or --val-split, not both");
+    if (a->data && !a->sched_unit_given) a->sched_per_epoch = 1;
+    if (a->data && !a->epochs) a->epochs = 10;
     a->opt.trainable = a->trainable;
     a->opt.n_trainable = a->n_trainable;
     a->opt.freeze = a->freeze;
@@ -202,283 +241,198 @@ static void parse_args(int argc, char **argv, train_args *a)
     a->opt.session.num_threads = a->threads;
 }
 
-/* ---- batches ---- */
 
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+/* ---- on a data set ---- */
 
-/* The epoch's sample order: 0..n-1, or a seeded Fisher-Yates shuffle of it. */
-static void epoch_order(int64_t *order, int64_t n, int shuffle, uint64_t *rng)
-{
-    for (int64_t i = 0; i < n; i++) order[i] = i;
-    for (int64_t i = n - 1; shuffle && i > 0; i--) {
-        int64_t j = (int64_t)(splitmix64(rng) % (uint64_t)(i + 1));
-        int64_t tmp = order[i];
-        order[i] = order[j];
-        order[j] = tmp;
-    }
-}
-
-/* Copies samples order[0..count) of `all` into `batch` (first dim set to count). */
-static void gather(const gf_tensor *all, const int64_t *order, int64_t count, gf_tensor *batch)
-{
-    size_t row = all->dims[0] ? gf_tensor_nbytes(all) / (size_t)all->dims[0] : 0;
-    void *storage = batch->data;
-    *batch = *all;
-    batch->data = storage;
-    batch->owns_data = 0;
-    batch->dims[0] = count;
-    for (int64_t i = 0; i < count; i++)
-        memcpy((char *)batch->data + (size_t)i * row, (const char *)all->data + (size_t)order[i] * row, row);
-}
-
-/* Share of samples whose arg-max class is the label; -1 when not a classification. */
-static double batch_accuracy(const gf_tensor *logits, const gf_tensor *labels)
-{
-    if (!logits || logits->dtype != GF_FLOAT || logits->rank != 2 || labels->dtype != GF_INT64 || labels->rank != 1)
-        return -1;
-    int64_t n = logits->dims[0], c = logits->dims[1], right = 0;
-    const float *x = logits->data;
-    const int64_t *y = labels->data;
-    for (int64_t i = 0; i < n; i++) {
-        int64_t best = 0;
-        for (int64_t k = 1; k < c; k++)
-            if (x[i * c + k] > x[i * c + best]) best = k;
-        right += best == y[i];
-    }
-    return n ? (double)right / (double)n : -1;
-}
-
-/* Class labels must name one of the model's classes (or be the ignored label). */
-static gf_status check_labels(const gf_model *m, const gf_tensor *y, const train_args *a)
-{
-    gf_io_info out = gf_model_output(m, 0);
-    int classy = a->opt.loss.kind == GF_LOSS_CROSS_ENTROPY || a->opt.loss.kind == GF_LOSS_NLL;
-    if (!classy) return GF_OK;
-    if (y->dtype != GF_INT64)
-        return gf_fail(GF_ERR_INVALID, "%s: class labels must be int64, not %s", a->labels, gf_dtype_name(y->dtype));
-    int64_t classes = out.rank >= 2 ? out.dims[1] : -1;
-    const int64_t *label = y->data;
-    for (int64_t i = 0, n = gf_tensor_numel(y); i < n; i++) {
-        if (label[i] == a->opt.loss.ignore_index) continue;
-        if (label[i] < 0 || (classes > 0 && label[i] >= classes))
-            return gf_fail(GF_ERR_INVALID, "%s: label %lld (sample %lld) is not a class of %s, whose output '%s' has "
-                           "%lld classes%s", a->labels, (long long)label[i], (long long)(i / (n / y->dims[0])),
-                           a->model, out.name, (long long)classes,
-                           label[i] >= classes ? "; --replace-head N gives it a new head of N classes" : "");
-    }
-    return GF_OK;
-}
-
-static gf_status check_data(const gf_tensor *x, const gf_tensor *y, const train_args *a)
-{
-    if (x->rank < 1 || y->rank < 1 || x->dims[0] != y->dims[0] || x->dims[0] == 0)
-        return gf_fail(GF_ERR_SHAPE, "%s and %s must hold the same number (> 0) of samples along their first axis "
-                       "(%lld and %lld)", a->inputs, a->labels, (long long)(x->rank ? x->dims[0] : 0),
-                       (long long)(y->rank ? y->dims[0] : 0));
-    return GF_OK;
-}
-
-typedef struct train_run {
+typedef struct data_run {
+    gf_dataset *sets[6];        /* roots and views, freed in reverse: views first */
+    int n_sets;
+    gf_dataset *train, *val;
+    gf_transform *train_transform, *val_transform;
+    gf_loader *train_loader, *val_loader;
     gf_model *model;
     gf_trainer *trainer;
-    gf_tensor *x, *y, xb, yb;
-    int64_t *order;
-    FILE *log;
-    uint64_t rng, epoch_rng;   /* the shuffle's state now, and when this epoch's order was drawn */
-} train_run;
+} data_run;
 
-/* What a checkpoint adds to the trainer's own state: where the data order stands. */
-static gf_status save_checkpoint(train_run *r, const train_args *a)
+static gf_status open_set(data_run *r, const train_args *a, const char *path, const char *subset, int channels,
+                          gf_dataset **out)
 {
-    char rng[32], epoch_rng[32], samples[32];
-    snprintf(rng, sizeof rng, "%llu", (unsigned long long)r->rng);
-    snprintf(epoch_rng, sizeof epoch_rng, "%llu", (unsigned long long)r->epoch_rng);
-    snprintf(samples, sizeof samples, "%lld", (long long)r->x->dims[0]);
-    const char *keys[] = {"graft.train.rng", "graft.train.epoch_rng", "graft.train.samples"};
-    const char *values[] = {rng, epoch_rng, samples};
-    return gf_trainer_save_checkpoint(r->trainer, a->checkpoint, 3, keys, values);
+    gf_dataset_options o = {.n_classes = a->classes, .subset = subset, .skip_bad = a->skip_bad, .channels = channels};
+    gf_status st = a->format ? gf_data_format_parse(a->format, &o.format) : GF_OK;
+    if (!st) st = gf_dataset_open(path, &o, out);
+    if (!st) r->sets[r->n_sets++] = *out;
+    return st;
 }
 
-static gf_status resume(train_run *r, const train_args *a, int64_t per_epoch)
+/* A seeded random `limit` of d's samples, or d itself. */
+static gf_status take(data_run *r, gf_dataset *d, int limit, uint64_t seed, gf_dataset **out)
 {
-    gf_status st = gf_trainer_load_checkpoint(r->trainer, a->resume);
-    if (st) return st;
-    const char *rng = gf_trainer_checkpoint_value(r->trainer, "graft.train.rng");
-    const char *epoch_rng = gf_trainer_checkpoint_value(r->trainer, "graft.train.epoch_rng");
-    const char *samples = gf_trainer_checkpoint_value(r->trainer, "graft.train.samples");
-    if (!rng || !epoch_rng || !samples)
-        return gf_fail(GF_ERR_INVALID, "%s: not written by graft train (no data position in it)", a->resume);
-    if (strtoll(samples, NULL, 10) != r->x->dims[0])
-        return gf_fail(GF_ERR_INVALID, "%s was trained on %s samples; %s holds %lld", a->resume, samples, a->inputs,
-                       (long long)r->x->dims[0]);
-    r->rng = strtoull(rng, NULL, 10);
-    r->epoch_rng = strtoull(epoch_rng, NULL, 10);
-    if (gf_trainer_steps_done(r->trainer) % per_epoch) {
-        /* Mid-epoch: draw this epoch's order again, as it was. */
-        r->rng = r->epoch_rng;
-        epoch_order(r->order, r->x->dims[0], a->shuffle, &r->rng);
+    int64_t n = gf_dataset_size(d);
+    *out = d;
+    if (!limit || limit >= n) return GF_OK;
+    gf_dataset *rest;
+    gf_status st = gf_dataset_split(d, (double)limit / (double)n, seed, &rest, out);
+    if (!st) {
+        r->sets[r->n_sets++] = rest;
+        r->sets[r->n_sets++] = *out;
     }
+    return st;
+}
+
+static gf_status open_sets(data_run *r, const train_args *a, int channels)
+{
+    gf_dataset *train;
+    gf_status st = open_set(r, a, a->data, a->subset, channels, &train);
+    if (!st && a->val_split > 0) {
+        gf_dataset *fit, *held;
+        if (!(st = gf_dataset_split(train, a->val_split, a->seed, &fit, &held))) {
+            r->sets[r->n_sets++] = fit;
+            r->sets[r->n_sets++] = held;
+            train = fit;
+            r->val = held;
+        }
+    } else if (!st && a->val) {
+        st = open_set(r, a, a->val, a->val_subset, channels, &r->val);
+    }
+    if (!st) st = take(r, train, a->limit, a->seed ^ 1, &r->train);
+    if (!st && r->val) st = take(r, r->val, a->val_limit, a->seed ^ 2, &r->val);
+    return st;
+}
+
+/* The transforms; normalize:auto takes the training set's statistics for both. */
+static gf_status make_transforms(data_run *r, const train_args *a)
+{
+    gf_status st = a->transform ? gf_transform_parse(a->transform, &r->val_transform) : GF_OK;
+    const char *train_spec = a->augment ? a->augment : a->transform;
+    if (!st && train_spec) st = gf_transform_parse(train_spec, &r->train_transform);
+    int wants = (r->val_transform && gf_transform_wants_stats(r->val_transform)) ||
+                (r->train_transform && gf_transform_wants_stats(r->train_transform));
+    if (st || !wants) return st;
+    double mean[3], std[3];
+    float m[3], s[3];
+    int c = gf_dataset_channels(r->train);
+    if ((st = gf_dataset_stats(r->train, a->threads, mean, std, NULL))) return st;
+    for (int k = 0; k < c; k++) m[k] = (float)mean[k], s[k] = (float)std[k];
+    if (!a->quiet) fprintf(stderr, "normalize:auto: the training set's mean %.4f std %.4f (channel 0)\n", mean[0], std[0]);
+    if (r->val_transform && gf_transform_wants_stats(r->val_transform))
+        st = gf_transform_set_normalize(r->val_transform, c, m, s);
+    if (!st && r->train_transform && gf_transform_wants_stats(r->train_transform))
+        st = gf_transform_set_normalize(r->train_transform, c, m, s);
+    return st;
+}
+
+/* A detector's outputs are its YOLOv3 heads; the anchors say how many boxes each cell has. */
+static gf_status yolo_setup(data_run *r, train_args *a, gf_yolo_options *y, int *n_classes)
+{
+    int heads = gf_model_num_outputs(r->model), values = a->n_anchor_values ? a->n_anchor_values : 18;
+    if (heads > 8 || values % (2 * heads))
+        return gf_fail(GF_ERR_INVALID, "%s: %d outputs and %d anchor values do not make YOLO heads (--anchors)", a->model,
+                       heads, values);
+    *y = (gf_yolo_options){.n_heads = heads, .n_anchors = values / (2 * heads),
+                           .anchors = a->n_anchor_values ? a->anchors : gf_yolov3_anchors,
+                           .conf_threshold = 0.001, .iou_threshold = 0.45, .max_per_image = 300};
+    gf_io_info head = gf_model_output(r->model, 0);
+    int own = head.rank == 4 && head.dims[1] > 0 ? (int)(head.dims[1] / y->n_anchors) - 5 : -1;
+    *n_classes = a->classes ? a->classes : gf_dataset_num_classes(r->train);
+    if (own > 0 && *n_classes > own)
+        return gf_fail(GF_ERR_INVALID, "%s: its heads predict %d classes, %s has %d (a detector's head is not replaced)",
+                       a->model, own, a->data, *n_classes);
+    if (own > 0) *n_classes = own;
+    if (a->opt.loss.kind == GF_LOSS_CROSS_ENTROPY) a->opt.loss.kind = GF_LOSS_YOLOV3;
+    a->opt.loss.anchors = y->anchors;
+    a->opt.loss.n_anchor_values = values;
     return GF_OK;
 }
 
-/* The batch of step s (0 first): drawn from this epoch's order, reshuffled at each epoch's start. */
-static void next_batch(train_run *r, const train_args *a, int64_t s, int64_t per_epoch)
+/* The head the data set needs: --replace-head N, or a new one when the model's classes differ. */
+static gf_status fit_head(data_run *r, const train_args *a, int *n_classes)
 {
-    int64_t n = r->x->dims[0], at = (s % per_epoch) * a->batch;
-    if (at == 0) {
-        r->epoch_rng = r->rng;
-        epoch_order(r->order, n, a->shuffle, &r->rng);
-    }
-    int64_t count = n - at < a->batch ? n - at : a->batch;
-    gather(r->x, r->order + at, count, &r->xb);
-    gather(r->y, r->order + at, count, &r->yb);
+    int classes = a->replace_head ? a->replace_head : a->classes ? a->classes : gf_dataset_num_classes(r->train);
+    gf_io_info out = gf_model_output(r->model, 0);
+    int64_t has = out.rank >= 2 ? out.dims[1] : -1;
+    *n_classes = classes;
+    if (classes < 1) return gf_fail(GF_ERR_INVALID, "%s: how many classes? (--classes N)", a->data);
+    if (!a->replace_head && has == classes) return GF_OK;
+    if (!a->quiet && !a->replace_head)
+        fprintf(stderr, "%s makes %lld classes, %s has %d: a new %d-class head\n", a->model, (long long)has, a->data,
+                classes, classes);
+    return gf_model_replace_head(r->model, classes, a->seed);
 }
 
-/* The run in one line: on stderr, or as a JSON object on stdout with --json. */
-static void print_summary(const train_args *a, int64_t steps, double ms, double last_loss)
+/* "key": value, with null for what was not measured (NaN). */
+static void json_number(const char *key, const char *suffix, double v, int last)
 {
-    struct rusage ru;
-    double peak_mib = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024 : 0;
-    if (a->json)
-        printf("{\"steps\": %lld, \"last_loss\": %.9g, \"seconds\": %.3f, \"peak_rss_mib\": %.1f}\n",
-               (long long)steps, last_loss, ms / 1e3, peak_mib);
-    else if (!a->quiet)
-        fprintf(stderr, "trained %lld steps in %.1f s; last loss %.6f; peak resident memory %.0f MiB\n",
-                (long long)steps, ms / 1e3, last_loss, peak_mib);
+    printf("\"%s%s\": ", key, suffix);
+    isnan(v) ? printf("null") : printf("%.9g", v);
+    printf(last ? "" : ", ");
 }
 
-static gf_status train_loop(train_run *r, const train_args *a)
+static void print_fit(const train_args *a, const gf_fit_result *f, gf_task task, double seconds)
 {
-    int64_t n = r->x->dims[0], per_epoch = (n + a->batch - 1) / a->batch;
-    int64_t steps = a->steps ? a->steps : per_epoch;
-    r->rng = a->seed ^ 0x5DEECE66Dull;
-    gf_status st = a->sched ? gf_trainer_set_schedule(r->trainer, a->sched) : GF_OK;
-    if (!st && a->resume) st = resume(r, a, per_epoch);
-    int64_t first = gf_trainer_steps_done(r->trainer);
-    if (!st && a->unfreeze_at && first >= a->unfreeze_at) st = gf_trainer_set_trainable(r->trainer, NULL, 0, NULL, 0, NULL);
-    if (!st && r->log && ftell(r->log) == 0) fprintf(r->log, "step,epoch,loss,lr,accuracy\n");
-    double t0 = cli_now_ms(), epoch_loss = 0, last_loss = NAN;
-    for (int64_t s = first; s < steps && !st; s++) {
-        int64_t epoch = s / per_epoch;
-        if (a->unfreeze_at && s + 1 == a->unfreeze_at &&
-            (st = gf_trainer_set_trainable(r->trainer, NULL, 0, NULL, 0, NULL)))
-            break;
-        next_batch(r, a, s, per_epoch);
-        const gf_tensor *in[1] = {&r->xb};
-        double loss, lr = gf_trainer_lr(r->trainer);
-        if ((st = gf_trainer_step(r->trainer, in, &r->yb, &loss))) break;
-        epoch_loss += loss;
-        last_loss = loss;
-        int epoch_ends = (s + 1) % per_epoch == 0 || s + 1 == steps;
-        if (!a->sched_per_epoch) gf_trainer_schedule_step(r->trainer, loss);
-        else if (epoch_ends) {
-            /* Plateau watches the epoch's mean loss. */
-            gf_trainer_schedule_step(r->trainer, epoch_loss / (double)(s % per_epoch + 1));
-        }
-        if (epoch_ends) epoch_loss = 0;
-        double acc = batch_accuracy(gf_trainer_output(r->trainer), &r->yb);
-        if (r->log) {
-            fprintf(r->log, "%lld,%lld,%.9g,%.9g,", (long long)s + 1, (long long)epoch + 1, loss, lr);
-            if (acc >= 0) fprintf(r->log, "%.6f", acc);
-            fputc('\n', r->log);
-        }
-        if (!a->quiet) {
-            fprintf(stderr, "step %lld/%lld  epoch %lld  loss %.6f  lr %.3g", (long long)s + 1, (long long)steps,
-                    (long long)epoch + 1, loss, lr);
-            if (acc >= 0) fprintf(stderr, "  batch accuracy %.3f", acc);
-            fprintf(stderr, "  %.1f ms/step\n", (cli_now_ms() - t0) / (double)(s + 1 - first));
-        }
-        if (a->checkpoint && a->checkpoint_every && (s + 1) % a->checkpoint_every == 0) st = save_checkpoint(r, a);
+    const char *score = task == GF_TASK_SEGMENT ? "miou" : task == GF_TASK_DETECT ? "map50" : "top1";
+    if (a->json) {
+        printf("{\"epochs\": %d, \"best_epoch\": %d, ", f->epochs_done, f->best_epoch);
+        json_number("best_", score, f->best_epoch ? f->best_score : NAN, 0);
+        json_number("train_loss", "", f->last_train_loss, 0);
+        json_number("train_", score, f->last_train_score, 0);
+        json_number("val_loss", "", f->last_val_loss, 0);
+        json_number("val_", score, f->last_val_score, 0);
+        printf("\"stopped_early\": %s, \"seconds\": %.3f}\n", f->stopped_early ? "true" : "false", seconds);
+    } else if (!a->quiet) {
+        fprintf(stderr, "%d epochs in %.1f s%s; best %s %.4f at epoch %d\n", f->epochs_run, seconds,
+                f->stopped_early ? " (stopped early)" : "", score, f->best_score, f->best_epoch);
     }
-    if (!st && a->checkpoint) st = save_checkpoint(r, a);
-    if (!st && r->log && fflush(r->log)) st = gf_fail(GF_ERR_IO, "%s: cannot write: %s", a->log, strerror(errno));
-    if (!st) print_summary(a, steps - first, cli_now_ms() - t0, last_loss);
-    return st;
 }
 
-/* The LR range test: one step at each rate of an exponential ramp, from the model's
- * weights as they are (the weights move; nothing is written). Prints each rate's loss
- * and the suggested rate. */
-static gf_status find_lr(train_run *r, const train_args *a)
+static int train_on_data(train_args *a)
 {
-    int64_t n = r->x->dims[0], per_epoch = (n + a->batch - 1) / a->batch, steps = a->find_lr_steps;
-    double *lrs = malloc((size_t)steps * sizeof *lrs), *losses = malloc((size_t)steps * sizeof *losses);
-    if (!lrs || !losses) {
-        free(lrs);
-        free(losses);
-        return gf_fail(GF_ERR_NOMEM, "out of memory");
+    data_run r = {0};
+    gf_status st = gf_model_load(a->model, &r.model);
+    if (!st && gf_model_num_inputs(r.model) != 1)
+        st = gf_fail(GF_ERR_UNSUPPORTED, "%s: training from the command line takes models with one input (this one has %d)",
+                     a->model, gf_model_num_inputs(r.model));
+    gf_io_info in = st ? (gf_io_info){0} : gf_model_input(r.model, 0);
+    int channels = in.rank == 4 && in.dims[1] > 0 ? (int)in.dims[1] : 0, n_classes = 0;
+    if (!st) st = open_sets(&r, a, channels);
+    gf_task task = st ? GF_TASK_CLASSIFY : gf_dataset_task(r.train);
+    gf_yolo_options yolo;
+    if (!st) st = task == GF_TASK_DETECT ? yolo_setup(&r, a, &yolo, &n_classes) : fit_head(&r, a, &n_classes);
+    if (!st) st = make_transforms(&r, a);
+    if (!st && task == GF_TASK_SEGMENT && a->opt.loss.ignore_index == -100) a->opt.loss.ignore_index = GF_MASK_IGNORE;
+    gf_loader_options lo = {.batch_size = a->batch, .shuffle = 1, .balanced = a->balanced, .drop_last = 1,
+                            .num_workers = a->workers, .seed = a->seed};
+    if (!st) st = gf_loader_new(r.train, r.train_transform, &lo, &r.train_loader);
+    if (!st && r.val) {
+        gf_loader_options vo = {.batch_size = a->batch, .num_workers = a->workers, .seed = a->seed};
+        st = gf_loader_new(r.val, r.val_transform, &vo, &r.val_loader);
     }
-    r->rng = a->seed ^ 0x5DEECE66Dull;
-    gf_status st = GF_OK;
-    int done = 0;
-    if (r->log) fprintf(r->log, "step,lr,loss\n");
-    for (int64_t s = 0; s < steps && !st; s++) {
-        lrs[s] = gf_lr_range_at(a->find_lr_start, a->find_lr_end, steps, s);
-        gf_trainer_set_lr(r->trainer, lrs[s]);
-        next_batch(r, a, s, per_epoch);
-        const gf_tensor *in[1] = {&r->xb};
-        st = gf_trainer_step(r->trainer, in, &r->yb, &losses[s]);
-        if (st && strstr(gf_last_error(), "not finite")) {
-            st = GF_OK; /* diverged: the test ends here */
-            break;
-        }
-        if (!st) done++;
-        if (!st && r->log) fprintf(r->log, "%lld,%.9g,%.9g\n", (long long)s + 1, lrs[s], losses[s]);
-        if (!st && !a->quiet) fprintf(stderr, "lr %.3e  loss %.6f\n", lrs[s], losses[s]);
-    }
-    double best = 0;
-    if (!st) st = gf_lr_range_suggest(lrs, losses, done, &best);
-    if (!st) printf(a->json ? "{\"suggested_lr\": %.6g, \"steps\": %d}\n" : "suggested lr: %.3g (%d steps)\n", best,
-                    done);
-    free(lrs);
-    free(losses);
-    return st;
+    if (!st) st = gf_trainer_new(r.model, &a->opt, &r.trainer);
+    if (!st && a->sched) st = gf_trainer_set_schedule(r.trainer, a->sched);
+    if (!st && a->resume) st = gf_trainer_load_checkpoint(r.trainer, a->resume);
+    gf_fit_options fo = {.epochs = a->epochs, .task = task, .n_classes = n_classes,
+                         .ignore_index = a->opt.loss.ignore_index, .yolo = task == GF_TASK_DETECT ? &yolo : NULL,
+                         .sched_per_epoch = a->sched_per_epoch,
+                         .early_stop = a->early_stop, .best_path = a->out, .checkpoint_path = a->checkpoint,
+                         .log_path = a->log, .plot_dir = a->plots, .progress = !a->quiet && !a->json};
+    gf_fit_result res;
+    double t0 = cli_now_ms();
+    if (!st) st = gf_fit(r.trainer, r.train_loader, r.val_loader, &fo, &res);
+    if (!st) print_fit(a, &res, task, (cli_now_ms() - t0) / 1e3);
+    if (!st && a->out && !a->quiet && !a->json) fprintf(stderr, "wrote %s (epoch %d)\n", a->out, res.best_epoch);
+    int rc = st ? cli_fail() : 0;
+    gf_trainer_free(r.trainer);
+    gf_loader_free(r.train_loader);
+    gf_loader_free(r.val_loader);
+    gf_transform_free(r.train_transform);
+    gf_transform_free(r.val_transform);
+    while (r.n_sets) gf_dataset_free(r.sets[--r.n_sets]);
+    gf_model_free(r.model);
+    return rc;
 }
 
 int cmd_train(int argc, char **argv)
 {
     train_args a;
     parse_args(argc, argv, &a);
-    train_run r = {0};
-    char *name = NULL;
-    gf_status st = gf_model_load(a.model, &r.model);
-    if (!st && gf_model_num_inputs(r.model) != 1)
-        st = gf_fail(GF_ERR_UNSUPPORTED, "%s: training from the command line takes models with one input (this one has %d)",
-                     a.model, gf_model_num_inputs(r.model));
-    if (!st && a.replace_head) st = gf_model_replace_head(r.model, a.replace_head, a.seed);
-    if (!st) st = gf_tensor_read_pb(a.inputs, &r.x, &name);
-    free(name);
-    name = NULL;
-    if (!st) st = gf_tensor_read_pb(a.labels, &r.y, &name);
-    free(name);
-    if (!st) st = check_data(r.x, r.y, &a);
-    if (!st) st = check_labels(r.model, r.y, &a);
-    if (!st && !(r.order = malloc((size_t)r.x->dims[0] * sizeof *r.order))) st = gf_fail(GF_ERR_NOMEM, "out of memory");
-    if (!st) {
-        int64_t b = r.x->dims[0] < a.batch ? r.x->dims[0] : a.batch;
-        r.xb.data = malloc(gf_tensor_nbytes(r.x) / (size_t)r.x->dims[0] * (size_t)b + 1);
-        r.yb.data = malloc(gf_tensor_nbytes(r.y) / (size_t)r.y->dims[0] * (size_t)b + 1);
-        if (!r.xb.data || !r.yb.data) st = gf_fail(GF_ERR_NOMEM, "out of memory");
-    }
-    if (!st && a.log && !(r.log = fopen(a.log, a.resume ? "a" : "w"))) st = gf_fail(GF_ERR_IO, "%s: cannot create: %s", a.log, strerror(errno));
-    if (!st) st = gf_trainer_new(r.model, &a.opt, &r.trainer);
-    if (!st) st = a.find_lr ? find_lr(&r, &a) : train_loop(&r, &a);
-    if (!st && a.out && !a.find_lr) st = gf_model_save(r.model, a.out);
-    if (!st && a.out && !a.quiet) fprintf(stderr, "wrote %s\n", a.out);
-    int rc = st ? cli_fail() : 0;
-    if (r.log) fclose(r.log);
-    gf_trainer_free(r.trainer);
-    free(r.xb.data);
-    free(r.yb.data);
-    free(r.order);
-    gf_tensor_free(r.x);
-    gf_tensor_free(r.y);
-    gf_model_free(r.model);
-    return rc;
+    return a.data ? train_on_data(&a) : train_on_tensors(&a);
 }

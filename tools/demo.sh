@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: install, build, then import a model from
-# PyTorch and classify real photos with graft, next to PyTorch's own answer.
+# The main job on a fresh machine: install, build, then finetune EfficientNet-Lite0 on
+# Fashion-MNIST three ways (from scratch, feature extraction, full finetuning) and
+# evaluate the best export (tools/finetune_demo.py says more).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
-exec /usr/bin/python3 tools/demo.py "$@"
+exec /usr/bin/python3 tools/finetune_demo.py "$@"

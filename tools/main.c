@@ -13,7 +13,8 @@ static const struct {
     {"info", cmd_info, "inputs, outputs, ops, parameters, FLOPs and memory of a model"},
     {"run", cmd_run, "run a model on .pb tensors or classify images"},
     {"bench", cmd_bench, "latency and throughput, with a per-op profile"},
-    {"train", cmd_train, "finetune on tensors; writes the trained model as ONNX"},
+    {"train", cmd_train, "finetune on a data set or on tensors; writes the model as ONNX"},
+    {"eval", cmd_eval, "accuracy, per-class scores, confusion, mIoU or mAP on a data set"},
     {"stats", cmd_stats, "per-channel mean and std of a data set, for normalize"},
 };
 

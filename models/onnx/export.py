@@ -252,18 +252,18 @@ def randomize_batchnorm(model, size, seed):
         bn.momentum = momentum
 
 
-def build_model(name, size, seed, weights):
+def build_model(name, size, seed, weights, scratch=False):
     spec = SPECS[name]
     torch.manual_seed(seed)
     model = spec.build(size)
-    path = weights or (spec.weights and spec.weights())
+    path = weights or (spec.weights and not scratch and spec.weights())
     if path:
         state = torch.load(path, map_location="cpu")
         try:
             model.load_state_dict(state)
         except RuntimeError as e:
             sys.exit(f"{path}: not a state dict for {name}: {str(e).splitlines()[0]}")
-    elif batchnorms(model):
+    elif batchnorms(model) and not scratch:  # from scratch: PyTorch's own initialisation
         randomize_batchnorm(model, spec.size, seed)
     return model.eval(), path
 
@@ -296,7 +296,7 @@ def export(name, forms, args):
     if size[0] % spec.multiple or size[1] % spec.multiple:
         sys.exit(f"{name}: input sides must be multiples of {spec.multiple}, not {size[0]}x{size[1]}")
     start = time.time()
-    model, weights = build_model(name, size, args.seed, args.weights)
+    model, weights = build_model(name, size, args.seed, args.weights, args.scratch)
     if "train" in forms and not batchnorms(model):
         print(f"{name}: has no BatchNorm, so no train form", flush=True)
         forms = [f for f in forms if f != "train"]
@@ -351,6 +351,8 @@ def parse_args(argv):
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input height and width")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and the reference input")
     p.add_argument("--weights", help="a state_dict (.pth) to load instead of random weights (one model only)")
+    p.add_argument("--scratch", action="store_true",
+                   help="seeded random weights even for a model that has trained ones (training from scratch)")
     p.add_argument("--form", choices=["eval", "train", "both"], default="eval",
                    help="eval: BN folded into Conv; train: BN kept (OUT/<name>_bn); both")
     args = p.parse_args(argv)

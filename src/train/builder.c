@@ -85,6 +85,15 @@ gf_status gb_attr_ints(gf_builder *b, int ni, const char *name, const int64_t *v
     return GF_OK;
 }
 
+gf_status gb_attr_floats(gf_builder *b, int ni, const char *name, const float *v, int n)
+{
+    gf_attr *a = new_attr(b, ni, name, GF_ATTR_FLOATS);
+    if (!a || !(a->floats = malloc((size_t)(n ? n : 1) * sizeof *v))) return nomem();
+    if (n) memcpy(a->floats, v, (size_t)n * sizeof *v);
+    a->n = n;
+    return GF_OK;
+}
+
 gf_status gb_attr_string(gf_builder *b, int ni, const char *name, const char *v)
 {
     gf_attr *a = new_attr(b, ni, name, GF_ATTR_STRING);

@@ -102,6 +102,35 @@ static gf_status relu_grad(gf_grad_ctx *c) { return activation_grad(c, "ReluGrad
 static gf_status sigmoid_grad(gf_grad_ctx *c) { return activation_grad(c, "SigmoidGrad", OUT(0)); }
 static gf_status leaky_relu_grad(gf_grad_ctx *c) { return activation_grad(c, "LeakyReluGrad", IN(0)); }
 
+/* Clip: the gradient passes where min < x < max, strictly, as in PyTorch's hardtanh and
+ * ReLU6 (the usual sources of Clip in exported models); an absent bound is no bound.
+ * Bounds are attributes before opset 11, optional inputs from then on. */
+static gf_status clip_grad(gf_grad_ctx *c)
+{
+    gf_builder *b = c->b;
+    int x = IN(0), lo = IN(1), hi = IN(2), dy = c->dy[0];
+    if (c->fwd.opset < 11) {
+        const gf_attr *min = gf_node_attr(&c->fwd, "min"), *max = gf_node_attr(&c->fwd, "max");
+        lo = min ? gb_const_float(b, HINT, min->f) : -1;
+        hi = max ? gb_const_float(b, HINT, max->f) : -1;
+    }
+    int mask = lo >= 0 ? gb_op2(b, "Greater", HINT, x, lo) : -1;
+    if (hi >= 0) {
+        int below = gb_op2(b, "Less", HINT, x, hi);
+        mask = mask >= 0 ? gb_op2(b, "And", HINT, mask, below) : below;
+    }
+    if (mask < 0) {
+        c->dx[0] = dy;
+    } else {
+        int pass;
+        int ni = gb_node(b, "", "Cast", HINT, 1, &mask, 1, &pass);
+        if (ni < 0 || gb_attr_int(b, ni, "to", GF_FLOAT)) return GF_ERR_UNSUPPORTED;
+        c->dx[0] = gb_op2(b, "Mul", HINT, dy, pass);
+    }
+    for (int k = 1; k < c->fwd.n_inputs; k++) c->dx[k] = GR_NO_GRAD;
+    return gr_done(c);
+}
+
 static gf_status dropout_grad(gf_grad_ctx *c)
 {
     int in[2] = {c->dy[0], OUT(1)};
@@ -321,6 +350,7 @@ const gf_grad_rule gf_grad_rules_basic[] = {
     {"", "Relu", relu_grad},
     {"", "LeakyRelu", leaky_relu_grad},
     {"", "Sigmoid", sigmoid_grad},
+    {"", "Clip", clip_grad},
     {GF_DOMAIN, "DropoutTrain", dropout_grad},
     {"", "Identity", identity_grad},
     {"", "Flatten", reshape_grad},

@@ -198,6 +198,20 @@ static gf_status mse_grad(gf_grad_ctx *c) { return loss_grad(c, "MSELossGrad"); 
 static gf_status l1_grad(gf_grad_ctx *c) { return loss_grad(c, "L1LossGrad"); }
 static gf_status bce_grad(gf_grad_ctx *c) { return loss_grad(c, "BCEWithLogitsLossGrad"); }
 
+/* YoloV3Loss(targets, p_1, ..., p_L) -> loss: YoloV3LossGrad(dloss, targets, p_1, ..., p_L) -> dp_1, ..., dp_L. */
+static gf_status yolo_grad(gf_grad_ctx *c)
+{
+    int heads = c->fwd.n_inputs - 1, in[1 + 1 + 8], out[8];
+    if (heads < 1 || heads > 8) return gf_fail(GF_ERR_UNSUPPORTED, "a YOLOv3 loss over %d heads", heads);
+    in[0] = c->dy[0];
+    for (int k = 0; k <= heads; k++) in[1 + k] = IN(k);
+    int ni = gb_node(c->b, GF_DOMAIN, "YoloV3LossGrad", HINT, heads + 2, in, heads, out);
+    if (ni < 0 || gb_copy_attrs(c->b, ni, &c->fwd, NULL)) return GF_ERR_UNSUPPORTED;
+    c->dx[0] = GR_NO_GRAD;
+    for (int l = 0; l < heads; l++) c->dx[1 + l] = out[l];
+    return gr_done(c);
+}
+
 const gf_grad_rule gf_grad_rules_nn[] = {
     {"", "Conv", conv_grad},
     {"", "ConvTranspose", conv_transpose_grad},
@@ -214,5 +228,6 @@ const gf_grad_rule gf_grad_rules_nn[] = {
     {GF_DOMAIN, "MSELoss", mse_grad},
     {GF_DOMAIN, "L1Loss", l1_grad},
     {GF_DOMAIN, "BCEWithLogitsLoss", bce_grad},
+    {GF_DOMAIN, "YoloV3Loss", yolo_grad},
     {NULL, NULL, NULL},
 };

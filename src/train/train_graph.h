@@ -38,6 +38,7 @@ int gb_node(gf_builder *b, const char *domain, const char *op_type, const char *
 gf_status gb_attr_int(gf_builder *b, int ni, const char *name, int64_t v);
 gf_status gb_attr_float(gf_builder *b, int ni, const char *name, float v);
 gf_status gb_attr_ints(gf_builder *b, int ni, const char *name, const int64_t *v, int n);
+gf_status gb_attr_floats(gf_builder *b, int ni, const char *name, const float *v, int n);
 gf_status gb_attr_string(gf_builder *b, int ni, const char *name, const char *v);
 /* Copies every attribute of `from` but those listed (a NULL-terminated list, or NULL). */
 gf_status gb_copy_attrs(gf_builder *b, int ni, const gf_node *from, const char *const *except);

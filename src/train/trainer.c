@@ -83,11 +83,31 @@ static int add_input(gf_graph *g, const char *name, gf_dtype dtype, int rank)
     return v;
 }
 
-/* The loss node on the model's first output; returns the loss value. */
-static int add_loss(gf_builder *b, const gf_loss_options *lo, int pred, int labels)
+const float gf_yolov3_anchors[18] = {116, 90, 156, 198, 373, 326, 30, 61, 62, 45, 59, 119, 10, 13, 16, 30, 33, 23};
+
+/* YoloV3Loss(targets, every output of the model, a head each). */
+static int add_yolo_loss(gf_builder *b, const gf_loss_options *lo, const gf_graph *model, int labels)
+{
+    int in[1 + 8], out;
+    if (model->n_outputs > 8) {
+        gf_fail(GF_ERR_UNSUPPORTED, "a YOLOv3 loss over %d outputs: at most 8 heads", model->n_outputs);
+        return -1;
+    }
+    in[0] = labels;
+    for (int l = 0; l < model->n_outputs; l++) in[1 + l] = model->outputs[l];
+    int ni = gb_node(b, GF_DOMAIN, "YoloV3Loss", "loss", 1 + model->n_outputs, in, 1, &out);
+    const float *anchors = lo->anchors ? lo->anchors : gf_yolov3_anchors;
+    int n = lo->anchors ? lo->n_anchor_values : 18;
+    return ni < 0 || gb_attr_floats(b, ni, "anchors", anchors, n) ? -1 : out;
+}
+
+/* The loss node on the model's first output (a YOLOv3 loss: on all); returns the loss value. */
+static int add_loss(gf_builder *b, const gf_loss_options *lo, const gf_graph *model, int labels)
 {
     static const char *const ops[] = {"CrossEntropyLoss", "NegativeLogLikelihoodLoss", "MSELoss", "L1Loss",
                                       "BCEWithLogitsLoss"};
+    int pred = model->outputs[0];
+    if (lo->kind == GF_LOSS_YOLOV3) return add_yolo_loss(b, lo, model, labels);
     if ((unsigned)lo->kind >= sizeof ops / sizeof *ops) {
         gf_fail(GF_ERR_INVALID, "unknown loss %d", (int)lo->kind);
         return -1;
@@ -161,7 +181,7 @@ static gf_status build(gf_trainer *t, const gf_tensor *const *inputs, const gf_t
         lr[k] = add_input(b.g, name, GF_FLOAT, 0);
     }
     int pred = model->outputs[0];
-    int loss = label_input < 0 ? -1 : add_loss(&b, &t->opt.loss, pred, label_input);
+    int loss = label_input < 0 ? -1 : add_loss(&b, &t->opt.loss, model, label_input);
     int checked = loss < 0 ? -1 : gb_graft1(&b, "CheckFinite", "loss", 1, &loss);
     if (checked < 0) {
         st = GF_ERR_INVALID;
@@ -210,8 +230,7 @@ static gf_status build_eval(gf_trainer *t, const gf_tensor *labels)
     gf_builder b = {.g = gf_graph_new(), .n_forward_values = model->n_values};
     gf_status st = b.g ? gf_copy_forward(&b, model) : gf_fail(GF_ERR_NOMEM, "out of memory");
     int label_input = st ? -1 : add_input(b.g, "graft.labels", labels->dtype, labels->rank);
-    int pred = model->outputs[0];
-    int loss = label_input < 0 ? -1 : add_loss(&b, &t->opt.loss, pred, label_input);
+    int loss = label_input < 0 ? -1 : add_loss(&b, &t->opt.loss, model, label_input);
     if (!st && loss < 0) st = GF_ERR_INVALID;
     gf_graph *g = b.g;
     if (!st) {
@@ -220,17 +239,20 @@ static gf_status build_eval(gf_trainer *t, const gf_tensor *labels)
             g->values[v].is_output = 0;
         }
         g->n_inputs = t->n_model_inputs + 1;
-        g->n_outputs = 2;
+        g->n_outputs = 1 + model->n_outputs;
         g->inputs = malloc((size_t)g->n_inputs * sizeof *g->inputs);
-        g->outputs = malloc(2 * sizeof *g->outputs);
+        g->outputs = malloc((size_t)g->n_outputs * sizeof *g->outputs);
         if (!g->inputs || !g->outputs) st = gf_fail(GF_ERR_NOMEM, "out of memory");
     }
     if (!st) {
         for (int i = 0; i < t->n_model_inputs; i++) g->inputs[i] = model->inputs[i];
         g->inputs[t->n_model_inputs] = label_input;
         g->outputs[0] = loss;
-        g->outputs[1] = pred;
-        g->values[loss].is_output = g->values[pred].is_output = 1;
+        g->values[loss].is_output = 1;
+        for (int k = 0; k < model->n_outputs; k++) {
+            g->outputs[1 + k] = model->outputs[k];
+            g->values[model->outputs[k]].is_output = 1;
+        }
         st = gf_session_new_graph(g, t->model->path, &t->opt.session, &t->eval_session);
     }
     if (st) {
@@ -242,20 +264,22 @@ static gf_status build_eval(gf_trainer *t, const gf_tensor *labels)
 }
 
 gf_status gf_trainer_evaluate(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *labels, double *loss,
-                              gf_tensor **output)
+                              gf_tensor **outputs)
 {
-    *output = NULL;
+    int n_out = t->model->graph->n_outputs;
+    for (int k = 0; k < n_out; k++) outputs[k] = NULL;
     if (t->n_model_inputs > GF_MAX_RANK) return gf_fail(GF_ERR_UNSUPPORTED, "too many model inputs to evaluate");
     gf_status st = t->eval_graph ? GF_OK : build_eval(t, labels);
     if (st) return gf_fail_context(st, "%s: building the evaluation graph", t->model->path);
     const gf_tensor *all[GF_MAX_RANK + 1];
     for (int i = 0; i < t->n_model_inputs; i++) all[i] = inputs[i];
     all[t->n_model_inputs] = labels;
-    gf_tensor *outs[2] = {NULL, NULL};
+    gf_tensor *outs[1 + 64] = {NULL};
+    if (n_out > 64) return gf_fail(GF_ERR_UNSUPPORTED, "too many model outputs to evaluate");
     if ((st = gf_session_run(t->eval_session, all, outs))) return gf_fail_context(st, "evaluating");
     *loss = *(const float *)outs[0]->data;
     gf_tensor_free(outs[0]);
-    *output = outs[1];
+    for (int k = 0; k < n_out; k++) outputs[k] = outs[1 + k];
     return GF_OK;
 }
 

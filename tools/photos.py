@@ -15,7 +15,7 @@ The photos and ImageNet's class names come from Debian packages: python3-skimage
 otherwise the files are extracted from `apt-get download`ed packages into a cache,
 without installing anything.
 
-usage: python3 tools/demo.py [--graft build/tools/graft] [--cache DIR] [PHOTO ...]
+usage: python3 tools/photos.py [--graft build/tools/graft] [--cache DIR] [PHOTO ...]
 (PyTorch runs under Debian's /usr/bin/python3; the demo re-runs itself there.)
 """
 import argparse
