@@ -778,7 +778,9 @@ typedef struct gf_fit_options {
                                    epoch has a score, the last epoch's */
     const char *checkpoint_path;/* written at each epoch's end; resume with gf_trainer_load_checkpoint */
     const char *log_path;       /* CSV, an epoch a row: epoch, train_loss, train_SCORE, val_loss,
-                                   val_SCORE, lr, seconds (SCORE: top1, miou or map50) */
+                                   val_SCORE, lr, seconds, data_wait_s (SCORE: top1, miou or
+                                   map50; data_wait_s: the training pass's time waiting for the
+                                   loader, which is near 0 when it keeps ahead) */
     const char *plot_dir;       /* loss.png, score.png and lr.png, redrawn at each epoch's end */
     int progress;               /* a progress bar on stderr (rate, ETA) and a line an epoch */
 } gf_fit_options;
@@ -789,6 +791,8 @@ typedef struct gf_fit_result {
     int best_epoch;             /* 1-based; 0 when no epoch had a score */
     double best_score;
     double last_train_loss, last_train_score, last_val_loss, last_val_score;  /* NaN where none */
+    double last_data_wait_share;/* of the last training pass, the share spent waiting for data
+                                   (NaN when that epoch was run by an earlier, resumed call) */
     int stopped_early;
 } gf_fit_result;
 

@@ -104,7 +104,11 @@ def classification(tmp):
     summary = json.loads(r.stdout)
     rows = read_log(log)
     check("the log has a row an epoch with the losses, scores, rate and time",
-          len(rows) == 6 and {"train_loss", "train_top1", "val_loss", "val_top1", "lr", "seconds"} <= set(rows[0]))
+          len(rows) == 6 and {"train_loss", "train_top1", "val_loss", "val_top1", "lr", "seconds", "data_wait_s"}
+          <= set(rows[0]))
+    check("the time waiting for data is a part of the epoch's",
+          all(0 <= r["data_wait_s"] <= r["seconds"] for r in rows) and 0 <= summary["data_wait"] <= 1,
+          f"{[(r['data_wait_s'], r['seconds']) for r in rows]}, share {summary['data_wait']}")
     check("it learns: validation top-1 above 0.9", max(r["val_top1"] for r in rows) > 0.9, str([r["val_top1"] for r in rows]))
     check("the training loss falls", rows[-1]["train_loss"] < 0.5 * rows[0]["train_loss"])
     best = max(range(6), key=lambda e: (rows[e]["val_top1"], -e))

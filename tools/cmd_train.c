@@ -377,6 +377,7 @@ static void print_fit(const train_args *a, const gf_fit_result *f, gf_task task,
         json_number("train_", score, f->last_train_score, 0);
         json_number("val_loss", "", f->last_val_loss, 0);
         json_number("val_", score, f->last_val_score, 0);
+        json_number("data_wait", "", f->last_data_wait_share, 0);
         printf("\"stopped_early\": %s, \"seconds\": %.3f}\n", f->stopped_early ? "true" : "false", seconds);
     } else if (!a->quiet) {
         fprintf(stderr, "%d epochs in %.1f s%s; best %s %.4f at epoch %d\n", f->epochs_run, seconds,

@@ -113,9 +113,11 @@ def main():
           f"{args.epochs} epochs, Adam, batch 64, on {os.cpu_count()} cores", flush=True)
     results = [(name, *train(args, args.cache, name, models[kind], flags)) for name, kind, flags in ROWS]
 
-    print(f"\n{'':20} {'val top-1':>9} {'best epoch':>10} {'train loss':>10} {'time':>8}")
+    print(f"\n{'':20} {'val top-1':>9} {'best epoch':>10} {'train loss':>10} {'time':>8} {'data wait':>9}")
     for name, _, s in results:
-        print(f"{name:20} {s['best_top1']:9.4f} {s['best_epoch']:10d} {s['train_loss']:10.4f} {s['seconds']:7.1f}s")
+        print(f"{name:20} {s['best_top1']:9.4f} {s['best_epoch']:10d} {s['train_loss']:10.4f} {s['seconds']:7.1f}s"
+              f" {100 * s['data_wait']:8.1f}%")
+    print("(data wait: the share of the last training epoch spent waiting for the loader's workers)")
     name, best, s = max(results, key=lambda row: row[2]["best_top1"])
 
     print(f"\nbest: {name}, exported to {best}; evaluated again from the file:", flush=True)

@@ -40,12 +40,13 @@ run_suite() {
 
 run_suite plain build
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  run_suite "asan+ubsan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
+  run_suite "asan+ubsan" build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized \
+    -Dcuda=disabled
 
 # Each fuzz target (tests/fuzz) for GRAFT_FUZZ_SECONDS (default 20), from seeds made
 # by tests/fuzz/make_seeds.py; a finding fails the run and is left in build-fuzz/artifacts.
 echo "== fuzz (every target, bounded) =="
-fuzz_targets="loader model_file session image tensor_pb checkpoint"
+fuzz_targets="loader model_file session image tensor_pb checkpoint dataset"
 if [ ! -f build-fuzz/build.ninja ]; then
   CC=clang meson setup build-fuzz -Dfuzz=enabled -Db_sanitize=address,undefined -Db_lundef=false \
     -Dbuildtype=debugoptimized -Dcuda=disabled >build-fuzz.setup.log 2>&1 || cat build-fuzz.setup.log

@@ -96,8 +96,9 @@ static gf_status read_idx(const char *path, int rank, uint8_t **file, const uint
     for (int k = 0; k < rank && !st; k++) {
         const uint8_t *p = b + 4 + 4 * k;
         dims[k] = (int64_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
-        total *= dims[k];
-        if (total > ((int64_t)1 << 40)) st = gf_fail(GF_ERR_PARSE, "%s: IDX dims too large", path);
+        /* checked before multiplying: each dim may be up to 2^32 */
+        if (dims[k] && total > ((int64_t)1 << 40) / dims[k]) st = gf_fail(GF_ERR_PARSE, "%s: IDX dims too large", path);
+        else total *= dims[k];
     }
     if (!st && (int64_t)(len - header) != total) {
         int64_t per = total / (dims[0] ? dims[0] : 1), have = per ? (int64_t)(len - header) / per : 0;

@@ -24,6 +24,8 @@
 
 typedef struct epoch_row {
     double train_loss, train_score, val_loss, val_score, lr, seconds;
+    double data_wait;           /* seconds the training pass waited in gf_loader_next */
+    double train_seconds;       /* of the training pass alone (not kept in checkpoints) */
 } epoch_row;
 
 typedef struct fit_state {
@@ -137,9 +139,12 @@ static gf_status train_epoch(gf_trainer *t, gf_loader *l, const gf_fit_options *
     double started = now_s(), sum = 0;
     scorer_reset(sc);
     gf_status st = GF_OK;
+    row->data_wait = 0;
     for (int64_t b = 0; b < n && !st; b++) {
         gf_batch batch;
+        double asked = now_s();
         if ((st = gf_loader_next(l, &batch))) break;
+        row->data_wait += now_s() - asked;
         const gf_tensor *in[1] = {batch.images};
         double loss;
         st = gf_trainer_step(t, in, batch.targets, &loss);
@@ -154,6 +159,7 @@ static gf_status train_epoch(gf_trainer *t, gf_loader *l, const gf_fit_options *
     }
     row->train_loss = n ? sum / (double)n : NAN;
     row->train_score = scorer_value(sc);
+    row->train_seconds = now_s() - started;
     return st;
 }
 
@@ -195,11 +201,11 @@ static gf_status write_log(const gf_fit_options *o, const fit_state *fs)
     FILE *f = fopen(o->log_path, "w");
     if (!f) return gf_fail(GF_ERR_IO, "%s: cannot create: %s", o->log_path, strerror(errno));
     const char *score = score_name(o->task);
-    fprintf(f, "epoch,train_loss,train_%s,val_loss,val_%s,lr,seconds\n", score, score);
+    fprintf(f, "epoch,train_loss,train_%s,val_loss,val_%s,lr,seconds,data_wait_s\n", score, score);
     for (int e = 0; e < fs->n_rows; e++) {
         const epoch_row *r = &fs->rows[e];
-        fprintf(f, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f\n", e + 1, r->train_loss, r->train_score, r->val_loss,
-                r->val_score, r->lr, r->seconds);
+        fprintf(f, "%d,%.9g,%.9g,%.9g,%.9g,%.9g,%.3f,%.3f\n", e + 1, r->train_loss, r->train_score, r->val_loss,
+                r->val_score, r->lr, r->seconds, r->data_wait);
     }
     int bad = ferror(f);
     if (fclose(f) || bad) return gf_fail(GF_ERR_IO, "%s: cannot write: %s", o->log_path, strerror(errno));
@@ -243,17 +249,18 @@ static gf_status draw_plots(const gf_fit_options *o, const fit_state *fs, int ha
     return st;
 }
 
-/* The history as text: one "train_loss train_score val_loss val_score lr seconds" line an epoch. */
+/* The history as text: one "train_loss train_score val_loss val_score lr seconds data_wait"
+ * line an epoch. */
 static char *format_history(const fit_state *fs)
 {
-    size_t cap = (size_t)fs->n_rows * 6 * 26 + 1, at = 0;
+    size_t cap = (size_t)fs->n_rows * 7 * 26 + 1, at = 0;
     char *text = malloc(cap);
     if (!text) return NULL;
     text[0] = 0;
     for (int e = 0; e < fs->n_rows; e++) {
         const epoch_row *r = &fs->rows[e];
-        at += (size_t)snprintf(text + at, cap - at, "%.17g %.17g %.17g %.17g %.17g %.3f\n", r->train_loss,
-                               r->train_score, r->val_loss, r->val_score, r->lr, r->seconds);
+        at += (size_t)snprintf(text + at, cap - at, "%.17g %.17g %.17g %.17g %.17g %.3f %.3f\n", r->train_loss,
+                               r->train_score, r->val_loss, r->val_score, r->lr, r->seconds, r->data_wait);
     }
     return text;
 }
@@ -302,9 +309,9 @@ static gf_status resume(gf_trainer *t, gf_loader *train, fit_state *fs)
     fs->best_epoch = atoi(best_epoch);
     fs->bad_epochs = atoi(bad);
     for (const char *line = history; *line;) {
-        epoch_row r;
-        if (sscanf(line, "%lf %lf %lf %lf %lf %lf", &r.train_loss, &r.train_score, &r.val_loss, &r.val_score, &r.lr,
-                   &r.seconds) != 6)
+        epoch_row r = {.train_seconds = NAN};
+        if (sscanf(line, "%lf %lf %lf %lf %lf %lf %lf", &r.train_loss, &r.train_score, &r.val_loss, &r.val_score,
+                   &r.lr, &r.seconds, &r.data_wait) != 7)
             return gf_fail(GF_ERR_INVALID, "%s: the checkpoint's history is malformed", t->resume->path);
         gf_status st = grow_rows(fs, fs->n_rows + 1);
         if (st) return st;
@@ -352,7 +359,8 @@ gf_status gf_fit(gf_trainer *t, gf_loader *train, gf_loader *val, const gf_fit_o
             fprintf(stderr, "epoch %d/%d: train loss %.4f %s %.4f", epoch, o->epochs, row.train_loss,
                     score_name(o->task), row.train_score);
             if (val) fprintf(stderr, "  val loss %.4f %s %.4f", row.val_loss, score_name(o->task), row.val_score);
-            fprintf(stderr, "  %.1f s%s\n", row.seconds, best ? "  best so far" : "");
+            fprintf(stderr, "  %.1f s (waited %.1f s for data)%s\n", row.seconds, row.data_wait,
+                    best ? "  best so far" : "");
         }
         if (!st && o->log_path) st = write_log(o, &fs);
         if (!st && o->plot_dir) st = draw_plots(o, &fs, val != NULL);
@@ -370,6 +378,7 @@ gf_status gf_fit(gf_trainer *t, gf_loader *train, gf_loader *val, const gf_fit_o
         out->last_train_score = last->train_score;
         out->last_val_loss = last->val_loss;
         out->last_val_score = last->val_score;
+        out->last_data_wait_share = last->data_wait / last->train_seconds;
     }
     out->epochs_done = fs.n_rows;
     out->best_epoch = fs.best_epoch;

@@ -212,6 +212,23 @@ def checkpoints(out, graft):
             put(out, "checkpoint_" + name, open(ck, "rb").read())
 
 
+def datasets(out):
+    """fuzz_dataset's inputs: a kind byte, an n_classes byte (IDX: a split and one), the file."""
+    rng = np.random.default_rng(5)
+    for n, (h, w) in ((3, (4, 5)), (2, (2, 2))):
+        images = struct.pack(">IIII", 0x803, n, h, w) + rng.integers(0, 256, n * h * w, dtype=np.uint8).tobytes()
+        labels = struct.pack(">II", 0x801, n) + bytes(k % 3 for k in range(n))
+        put(out, f"idx_{n}", bytes([0, len(images) & 255, len(images) >> 8, 0]) + images + labels)
+    cifar10 = b"".join(bytes([k]) + rng.integers(0, 256, 3072, dtype=np.uint8).tobytes() for k in range(2))
+    put(out, "cifar10", bytes([1, 0]) + cifar10)
+    cifar100 = b"".join(bytes([k, 7 + k]) + rng.integers(0, 256, 3072, dtype=np.uint8).tobytes() for k in range(2))
+    put(out, "cifar100", bytes([2, 0]) + cifar100)
+    put(out, "yolo", bytes([3, 0]) + b"0 0.5 0.5 0.4 0.3\n1 0.2 0.7 0.1 0.2\n\n2 0.9 0.1 0.05 0.05\n")
+    mask = [[((x + y) % 3,) for x in range(5)] for y in range(4)]
+    put(out, "mask_grey", bytes([4, 0]) + png_bytes(5, 4, 8, 0, mask))
+    put(out, "mask_packed", bytes([4, 4]) + png_bytes(5, 4, 2, 0, mask, interlace=True))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -226,6 +243,7 @@ def main():
     images(os.path.join(a.out, "image"))
     tensors(os.path.join(a.out, "tensor_pb"), a.testdata)
     checkpoints(os.path.join(a.out, "checkpoint"), a.graft)
+    datasets(os.path.join(a.out, "dataset"))
     for target in sorted(os.listdir(a.out)):
         print(f"{target}: {len(os.listdir(os.path.join(a.out, target)))} seeds")
 
