@@ -15,121 +15,15 @@
  * Attribute `algorithm` "winograd" (the session sets it for inference convolutions that
  * fit, fuse.c) asks for oneDNN's Winograd convolution, with the activation as a post-op
  * and S added after; where oneDNN has none, the direct one runs. */
+#include "conv_shape.h"
 #include "dnnl_util.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct conv_shape {
-    int transpose;
-    int64_t n, c, m, group;  /* batch, input channels, output channels, groups */
-    /* Slides over X for Conv and over Y for ConvTranspose; `in` is X's spatial size and
-     * `out` Y's either way. For ConvTranspose pad_end already has output_padding taken
-     * off and may be negative (output_shape asking for more than the kernels cover). */
-    gf_window w;
-    int has_bias;
-} conv_shape;
-
-/* Floor division, for the negative total padding output_shape can ask for. */
-static int64_t floor_div2(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
-
-/* ConvTranspose's output size and pads: from output_shape, from auto_pad (output =
- * input x stride), or from explicit pads and output_padding. */
-static gf_status transpose_geometry(const gf_op_ctx *ctx, conv_shape *sh)
-{
-    gf_window *w = &sh->w;
-    int nsp = w->nsp, n_outpad, n_outshape;
-    const int64_t *outpad = gf_attr_ints(ctx->node, "output_padding", &n_outpad);
-    const int64_t *outshape = gf_attr_ints(ctx->node, "output_shape", &n_outshape);
-    const char *auto_pad = gf_attr_string(ctx->node, "auto_pad", "NOTSET");
-    int same_upper = !strcmp(auto_pad, "SAME_UPPER"), same_lower = !strcmp(auto_pad, "SAME_LOWER");
-    if (!same_upper && !same_lower && strcmp(auto_pad, "VALID") && strcmp(auto_pad, "NOTSET"))
-        return gf_fail(GF_ERR_INVALID, "unknown auto_pad '%s'", auto_pad);
-    if (outpad && n_outpad != nsp)
-        return gf_fail(GF_ERR_INVALID, "output_padding has %d values, expected %d", n_outpad, nsp);
-    if (outshape && n_outshape != nsp && n_outshape != nsp + 2)
-        return gf_fail(GF_ERR_INVALID, "output_shape has %d values, expected %d", n_outshape, nsp);
-    if (outshape) outshape += n_outshape - nsp; /* a full N, C, spatial... shape is allowed too */
-    for (int d = 0; d < nsp; d++) {
-        int64_t op = outpad ? outpad[d] : 0;
-        if (op < 0 || op >= ((int64_t)1 << 31))
-            return gf_fail(GF_ERR_INVALID, "output_padding[%d] = %lld is out of range", d, (long long)op);
-        /* The output the kernels cover with no padding at all. */
-        int64_t full = w->stride[d] * (w->in[d] - 1) + op + gf_window_extent(w, d);
-        if (outshape || same_upper || same_lower) {
-            int64_t target = outshape ? outshape[d] : w->in[d] * w->stride[d];
-            if (target < 1 || target >= ((int64_t)1 << 31))
-                return gf_fail(GF_ERR_INVALID, "output_shape[%d] = %lld is out of range", d, (long long)target);
-            int64_t total = full - target;
-            w->pad_begin[d] = same_upper ? floor_div2(total) : total - floor_div2(total);
-            w->pad_end[d] = total - w->pad_begin[d];
-        } else if (!strcmp(auto_pad, "VALID")) {
-            w->pad_begin[d] = w->pad_end[d] = 0;
-        }
-        w->out[d] = full - w->pad_begin[d] - w->pad_end[d];
-        w->pad_end[d] -= op;
-        if (w->out[d] < 1)
-            return gf_fail(GF_ERR_SHAPE, "spatial dim %d of the output would be %lld", d, (long long)w->out[d]);
-    }
-    return GF_OK;
-}
-
-/* Validates the inputs and attributes and computes the geometry. */
-static gf_status read_conv_shape(const gf_op_ctx *ctx, int transpose, conv_shape *sh)
-{
-    gf_status st = gf_check_inputs(ctx, 2, 3);
-    if (st) return st;
-    const gf_tensor *x = ctx->inputs[0], *w = ctx->inputs[1], *b = ctx->n_inputs > 2 ? ctx->inputs[2] : NULL;
-    static const gf_dtype types[] = {GF_FLOAT, GF_FLOAT16, GF_UNDEFINED};
-    if ((st = gf_check_dtype(ctx, 0, types))) return st;
-    if (w->dtype != x->dtype || (b && b->dtype != x->dtype))
-        return gf_fail(GF_ERR_SHAPE, "X is %s but W is %s%s%s", gf_dtype_name(x->dtype), gf_dtype_name(w->dtype),
-                       b ? " and B is " : "", b ? gf_dtype_name(b->dtype) : "");
-    if (x->rank < 3) return gf_fail(GF_ERR_SHAPE, "input X has rank %d, expected N x C x spatial dims", x->rank);
-    if (w->rank != x->rank) return gf_fail(GF_ERR_SHAPE, "W has rank %d but X has rank %d", w->rank, x->rank);
-    int64_t group = gf_attr_int(ctx->node, "group", 1);
-    memset(sh, 0, sizeof *sh);
-    sh->transpose = transpose;
-    sh->n = x->dims[0];
-    sh->c = x->dims[1];
-    sh->group = group;
-    if (group < 1 || group > sh->c || sh->c % group)
-        return gf_fail(GF_ERR_INVALID, "group %lld does not divide the %lld input channels", (long long)group,
-                       (long long)sh->c);
-    if (transpose) {
-        if (w->dims[0] != sh->c)
-            return gf_fail(GF_ERR_SHAPE, "input X has %lld channels, W expects %lld", (long long)sh->c,
-                           (long long)w->dims[0]);
-        if (w->dims[1] > INT64_MAX / group) return gf_fail(GF_ERR_SHAPE, "W has too many output channels");
-        sh->m = w->dims[1] * group;
-    } else {
-        if (w->dims[1] * group != sh->c)
-            return gf_fail(GF_ERR_SHAPE, "input X has %lld channels, W expects %lld", (long long)sh->c,
-                           (long long)(w->dims[1] * group));
-        sh->m = w->dims[0];
-        if (sh->m % group)
-            return gf_fail(GF_ERR_SHAPE, "group %lld does not divide the %lld output channels", (long long)group,
-                           (long long)sh->m);
-    }
-    if (b && (b->rank != 1 || b->dims[0] != sh->m))
-        return gf_fail(GF_ERR_SHAPE, "B must hold one value for each of the %lld output channels", (long long)sh->m);
-    sh->has_bias = b != NULL;
-
-    int n_kernel;
-    const int64_t *kernel_attr = gf_attr_ints(ctx->node, "kernel_shape", &n_kernel);
-    if (kernel_attr && n_kernel != x->rank - 2)
-        return gf_fail(GF_ERR_INVALID, "kernel_shape has %d values, expected %d", n_kernel, x->rank - 2);
-    for (int d = 0; kernel_attr && d < n_kernel; d++)
-        if (kernel_attr[d] != w->dims[2 + d])
-            return gf_fail(GF_ERR_SHAPE, "kernel_shape[%d] = %lld but W's kernel is %lld", d,
-                           (long long)kernel_attr[d], (long long)w->dims[2 + d]);
-    if ((st = gf_window_read(ctx, x, w->dims + 2, &sh->w))) return st;
-    return transpose ? transpose_geometry(ctx, sh) : gf_window_forward(ctx, 0, &sh->w);
-}
-
 /* ---- reference kernels (float32) ---- */
 
-static void conv_reference(const conv_shape *sh, const float *x, const float *w, const float *b, float *y)
+static void conv_reference(const gf_conv_shape *sh, const float *x, const float *w, const float *b, float *y)
 {
     const gf_window *win = &sh->w;
     int64_t cg = sh->c / sh->group, mg = sh->m / sh->group;
@@ -162,7 +56,7 @@ static void conv_reference(const conv_shape *sh, const float *x, const float *w,
 
 /* Each output gathers the inputs whose strided position, plus a kernel tap, lands on
  * it: output o takes input i through tap k when o + pad_begin = i * stride + k * dilation. */
-static void conv_transpose_reference(const conv_shape *sh, const float *x, const float *w, const float *b, float *y)
+static void conv_transpose_reference(const gf_conv_shape *sh, const float *x, const float *w, const float *b, float *y)
 {
     const gf_window *win = &sh->w;
     int64_t cg = sh->c / sh->group, mg = sh->m / sh->group;
@@ -195,7 +89,7 @@ static void conv_transpose_reference(const conv_shape *sh, const float *x, const
         }
 }
 
-static void reference_float(const conv_shape *sh, const float *x, const float *w, const float *b, float *y)
+static void reference_float(const gf_conv_shape *sh, const float *x, const float *w, const float *b, float *y)
 {
     if (sh->transpose) conv_transpose_reference(sh, x, w, b, y);
     else conv_reference(sh, x, w, b, y);
@@ -211,7 +105,7 @@ static float *half_to_float_copy(const gf_tensor *t)
 
 /* float16 runs the float32 kernel on widened copies: the sums are more exact than
  * float16 arithmetic, and the result is rounded once. */
-static gf_status run_reference(gf_op_ctx *ctx, const conv_shape *sh)
+static gf_status run_reference(gf_op_ctx *ctx, const gf_conv_shape *sh)
 {
     const gf_tensor *x = ctx->inputs[0], *w = ctx->inputs[1], *b = sh->has_bias ? ctx->inputs[2] : NULL;
     gf_tensor *y = ctx->outputs[0];
@@ -256,7 +150,7 @@ typedef struct conv_key {
 
 enum { ARG_SRC, ARG_WEIGHTS }; /* plan argument order: src, weights, [bias], dst */
 
-static int fast_path_fits(const gf_op_ctx *ctx, const conv_shape *sh)
+static int fast_path_fits(const gf_op_ctx *ctx, const gf_conv_shape *sh)
 {
     if (ctx->inputs[0]->dtype != GF_FLOAT) return 0;
     if (gf_tensor_numel(ctx->inputs[0]) == 0 || gf_tensor_numel(ctx->inputs[1]) == 0) return 0;
@@ -271,7 +165,7 @@ static int sum_post_op(const gf_op_ctx *ctx, const conv_fusion *f)
            gf_in_layout(ctx, 3) == GF_LAYOUT_BLOCKED;
 }
 
-static conv_key make_key(const gf_op_ctx *ctx, const conv_shape *sh, const conv_fusion *f)
+static conv_key make_key(const gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fusion *f)
 {
     conv_key k;
     memset(&k, 0, sizeof k);
@@ -416,7 +310,7 @@ static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
     return st; /* no primitive for this geometry: plan->prim stays NULL */
 }
 
-static gf_status get_plan(const gf_op_ctx *ctx, const conv_shape *sh, const conv_fusion *f, gf_dnnl_plan **plan)
+static gf_status get_plan(const gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fusion *f, gf_dnnl_plan **plan)
 {
     conv_key key = make_key(ctx, sh, f);
     gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_conv_plan, &key, plan);
@@ -427,7 +321,7 @@ static gf_status get_plan(const gf_op_ctx *ctx, const conv_shape *sh, const conv
 }
 
 /* At plan time: build the plan now, and reorder W once when it is a constant. */
-static gf_status prepare_fast(const gf_op_ctx *ctx, const conv_shape *sh, const conv_fusion *f)
+static gf_status prepare_fast(const gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fusion *f)
 {
     gf_dnnl_plan *plan;
     gf_status st = get_plan(ctx, sh, f, &plan);
@@ -466,7 +360,7 @@ static gf_status add_sum_after(gf_op_ctx *ctx, const conv_fusion *f)
     return GF_OK;
 }
 
-static gf_status run_fast(gf_op_ctx *ctx, const conv_shape *sh, const conv_fusion *f)
+static gf_status run_fast(gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fusion *f)
 {
     gf_dnnl_plan *plan;
     if (f->has_sum && ctx->inputs[3]->data == ctx->outputs[0]->data)
@@ -523,7 +417,7 @@ static void finish_reference(const conv_fusion *f, const float *sum, float *y, i
 }
 
 /* The reference on plain copies of whatever is blocked. */
-static gf_status run_reference_any_layout(gf_op_ctx *ctx, gf_op_ctx *conv, const conv_shape *sh, const conv_fusion *f)
+static gf_status run_reference_any_layout(gf_op_ctx *ctx, gf_op_ctx *conv, const gf_conv_shape *sh, const conv_fusion *f)
 {
     const gf_tensor *x = ctx->inputs[0], *sum = f->has_sum ? ctx->inputs[3] : NULL;
     gf_tensor *y = ctx->outputs[0];
@@ -570,9 +464,9 @@ static gf_status conv_infer(gf_op_ctx *ctx)
 {
     gf_op_ctx conv;
     conv_fusion f;
-    conv_shape sh;
+    gf_conv_shape sh;
     gf_status st = read_fusion(ctx, &conv, &f);
-    if (!st) st = read_conv_shape(&conv, is_transpose(ctx), &sh);
+    if (!st) st = gf_conv_read_shape(&conv, is_transpose(ctx), &sh);
     if (st) return st;
     int64_t dims[GF_MAX_RANK] = {sh.n, sh.m};
     for (int d = 0; d < sh.w.nsp; d++) dims[2 + d] = sh.w.out[d];
@@ -594,9 +488,9 @@ static gf_status conv_layouts(gf_op_ctx *ctx)
 {
     gf_op_ctx conv;
     conv_fusion f;
-    conv_shape sh;
+    gf_conv_shape sh;
     gf_status st = read_fusion(ctx, &conv, &f);
-    if (!st) st = read_conv_shape(&conv, is_transpose(ctx), &sh);
+    if (!st) st = gf_conv_read_shape(&conv, is_transpose(ctx), &sh);
     if (st || !gf_fastpath_enabled() || !fast_path_fits(ctx, &sh)) return st;
     ctx->in_layout[0] = ctx->out_layout[0] = GF_LAYOUT_CAN_BLOCK;
     if (f.has_sum) ctx->in_layout[3] = GF_LAYOUT_CAN_BLOCK;
@@ -607,9 +501,9 @@ static gf_status conv_impl(gf_op_ctx *ctx, gf_impl impl)
 {
     gf_op_ctx conv;
     conv_fusion f;
-    conv_shape sh;
+    gf_conv_shape sh;
     gf_status st = read_fusion(ctx, &conv, &f);
-    if (!st) st = read_conv_shape(&conv, is_transpose(ctx), &sh);
+    if (!st) st = gf_conv_read_shape(&conv, is_transpose(ctx), &sh);
     if (st || !ctx->outputs[0]) return st;
     /* The conv view carries the node (for the plan's key) and the layouts. */
     if (impl == GF_IMPL_AUTO && gf_fastpath_enabled() && fast_path_fits(ctx, &sh)) {

@@ -17,59 +17,14 @@
  * The reference kernels sum in double, each output element by one thread in a fixed
  * order, so results do not depend on the thread count. The fast paths are oneDNN's
  * backward-data and backward-weights convolutions, one plan per shape. */
+#include "conv_shape.h"
 #include "dnnl_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct conv_grad_shape {
-    int64_t n, c, m, group;  /* batch, input channels, output channels, groups */
-    gf_window w;             /* the forward Conv's window over X */
-} conv_grad_shape;
-
 static const gf_dtype float_only[] = {GF_FLOAT, GF_UNDEFINED};
-
-/* The forward Conv's geometry from the shapes of X and W (tensors, or shapes standing for
- * them, named x_name and w_name in errors), checking that dY is what that Conv outputs. */
-static gf_status conv_geometry(const gf_op_ctx *ctx, const gf_tensor *dy, const gf_tensor *x, const char *x_name,
-                               const gf_tensor *w, const char *w_name, conv_grad_shape *sh)
-{
-    if (x->rank < 3) return gf_fail(GF_ERR_SHAPE, "%s has rank %d, expected N x C x spatial dims", x_name, x->rank);
-    if (w->rank != x->rank)
-        return gf_fail(GF_ERR_SHAPE, "%s has rank %d but %s has rank %d", w_name, w->rank, x_name, x->rank);
-    memset(sh, 0, sizeof *sh);
-    sh->n = x->dims[0];
-    sh->c = x->dims[1];
-    sh->m = w->dims[0];
-    sh->group = gf_attr_int(ctx->node, "group", 1);
-    if (sh->group < 1 || sh->group > sh->c || sh->c % sh->group)
-        return gf_fail(GF_ERR_INVALID, "group %lld does not divide the %lld channels of %s", (long long)sh->group,
-                       (long long)sh->c, x_name);
-    if (w->dims[1] != sh->c / sh->group)
-        return gf_fail(GF_ERR_SHAPE, "%s has %lld channels in %lld groups, so %s's dim 1 must be %lld, is %lld", x_name,
-                       (long long)sh->c, (long long)sh->group, w_name, (long long)(sh->c / sh->group),
-                       (long long)w->dims[1]);
-    if (sh->m % sh->group)
-        return gf_fail(GF_ERR_SHAPE, "group %lld does not divide the %lld output channels of %s", (long long)sh->group,
-                       (long long)sh->m, w_name);
-    int n_kernel;
-    const int64_t *kernel_attr = gf_attr_ints(ctx->node, "kernel_shape", &n_kernel);
-    if (kernel_attr && n_kernel != x->rank - 2)
-        return gf_fail(GF_ERR_INVALID, "kernel_shape has %d values, expected %d", n_kernel, x->rank - 2);
-    for (int d = 0; kernel_attr && d < n_kernel; d++)
-        if (kernel_attr[d] != w->dims[2 + d])
-            return gf_fail(GF_ERR_SHAPE, "kernel_shape[%d] = %lld but %s's kernel is %lld", d,
-                           (long long)kernel_attr[d], w_name, (long long)w->dims[2 + d]);
-    gf_status st = gf_window_read(ctx, x, w->dims + 2, &sh->w);
-    if (!st) st = gf_window_forward(ctx, 0, &sh->w);
-    if (!st) st = gf_check_numel(x->rank, x->dims);
-    if (!st) st = gf_check_numel(w->rank, w->dims);
-    if (st) return st;
-    char conv[96];
-    snprintf(conv, sizeof conv, "the Conv of %s with %s", x_name, w_name);
-    return gf_window_check_output(dy, "dY", sh->n, sh->m, &sh->w, conv);
-}
 
 typedef enum grad_kind { GRAD_INPUT, GRAD_WEIGHT } grad_kind;
 
@@ -78,7 +33,7 @@ static const char *shape_input_name(grad_kind kind) { return kind == GRAD_INPUT 
 /* Reads either op's inputs (dY, a float32 tensor, and a shape read into *shaped: the
  * output's shape) and the forward Conv's geometry. *dynamic is set, and nothing else
  * checked, when that shape is not known yet. */
-static gf_status read_conv_grad(const gf_op_ctx *ctx, grad_kind kind, conv_grad_shape *sh, gf_tensor *shaped,
+static gf_status read_conv_grad(const gf_op_ctx *ctx, grad_kind kind, gf_conv_grad_shape *sh, gf_tensor *shaped,
                                 int *dynamic)
 {
     gf_status st = gf_check_inputs(ctx, 3, 3);
@@ -89,8 +44,8 @@ static gf_status read_conv_grad(const gf_op_ctx *ctx, grad_kind kind, conv_grad_
     if (*dynamic) return GF_OK;
     if ((st = gf_shape_input(ctx->inputs[2], shape_input_name(kind), shaped))) return st;
     const gf_tensor *dy = ctx->inputs[0], *other = ctx->inputs[1];
-    if (kind == GRAD_INPUT) return conv_geometry(ctx, dy, shaped, "X (x_shape)", other, "W", sh);
-    return conv_geometry(ctx, dy, other, "X", shaped, "W (w_shape)", sh);
+    if (kind == GRAD_INPUT) return gf_conv_grad_geometry(ctx, dy, shaped, "X (x_shape)", other, "W", sh);
+    return gf_conv_grad_geometry(ctx, dy, other, "X", shaped, "W (w_shape)", sh);
 }
 
 /* ---- reference kernels ---- */
@@ -119,7 +74,7 @@ static int input_of_tap(const gf_window *w, const int64_t *op, const int64_t *kp
 
 static int64_t flat_index(const int64_t *pos, const int64_t *dims) { return (pos[0] * dims[1] + pos[1]) * dims[2] + pos[2]; }
 
-static void grad_input_reference(const conv_grad_shape *sh, const float *dy, const float *w, float *dx)
+static void grad_input_reference(const gf_conv_grad_shape *sh, const float *dy, const float *w, float *dx)
 {
     const gf_window *win = &sh->w;
     int64_t cg = sh->c / sh->group, mg = sh->m / sh->group;
@@ -146,7 +101,7 @@ static void grad_input_reference(const conv_grad_shape *sh, const float *dy, con
         }
 }
 
-static void grad_weight_reference(const conv_grad_shape *sh, const float *dy, const float *x, float *dw)
+static void grad_weight_reference(const gf_conv_grad_shape *sh, const float *dy, const float *x, float *dw)
 {
     const gf_window *win = &sh->w;
     int64_t cg = sh->c / sh->group, mg = sh->m / sh->group;
@@ -171,7 +126,7 @@ static void grad_weight_reference(const conv_grad_shape *sh, const float *dy, co
         }
 }
 
-static void run_reference(gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh)
+static void run_reference(gf_op_ctx *ctx, grad_kind kind, const gf_conv_grad_shape *sh)
 {
     const float *dy = ctx->inputs[0]->data, *other = ctx->inputs[1]->data;
     if (kind == GRAD_INPUT) grad_input_reference(sh, dy, other, ctx->outputs[0]->data);
@@ -189,7 +144,7 @@ typedef struct conv_grad_key {
     int64_t dy_layout, x_layout; /* X's is dX's for ConvGradInput */
 } conv_grad_key;
 
-static conv_grad_key make_key(const gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh)
+static conv_grad_key make_key(const gf_op_ctx *ctx, grad_kind kind, const gf_conv_grad_shape *sh)
 {
     conv_grad_key k;
     memset(&k, 0, sizeof k);
@@ -268,7 +223,7 @@ static int fast_path_fits(const gf_op_ctx *ctx)
 }
 
 /* The plan for these shapes; GF_ERR_UNSUPPORTED when oneDNN has no implementation. */
-static gf_status get_plan(const gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh, gf_dnnl_plan **plan)
+static gf_status get_plan(const gf_op_ctx *ctx, grad_kind kind, const gf_conv_grad_shape *sh, gf_dnnl_plan **plan)
 {
     conv_grad_key key = make_key(ctx, kind, sh);
     gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_plan, &key, plan);
@@ -277,7 +232,7 @@ static gf_status get_plan(const gf_op_ctx *ctx, grad_kind kind, const conv_grad_
     return gf_fail(GF_ERR_UNSUPPORTED, "oneDNN has no implementation for this convolution gradient");
 }
 
-static gf_status run_fast(gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh)
+static gf_status run_fast(gf_op_ctx *ctx, grad_kind kind, const gf_conv_grad_shape *sh)
 {
     gf_dnnl_plan *plan;
     gf_status st = get_plan(ctx, kind, sh, &plan);
@@ -299,7 +254,7 @@ static grad_kind kind_of(const gf_op_ctx *ctx)
 static gf_status conv_grad_infer(gf_op_ctx *ctx)
 {
     grad_kind kind = kind_of(ctx);
-    conv_grad_shape sh;
+    gf_conv_grad_shape sh;
     gf_tensor shaped;
     int dynamic;
     gf_status st = read_conv_grad(ctx, kind, &sh, &shaped, &dynamic);
@@ -325,7 +280,7 @@ static gf_status conv_grad_infer(gf_op_ctx *ctx)
 static gf_status conv_grad_layouts(gf_op_ctx *ctx)
 {
     grad_kind kind = kind_of(ctx);
-    conv_grad_shape sh;
+    gf_conv_grad_shape sh;
     gf_tensor shaped;
     int dynamic;
     gf_status st = read_conv_grad(ctx, kind, &sh, &shaped, &dynamic);
@@ -337,7 +292,7 @@ static gf_status conv_grad_layouts(gf_op_ctx *ctx)
 }
 
 /* The reference on plain copies of blocked tensors. */
-static gf_status reference_any_layout(gf_op_ctx *ctx, grad_kind kind, const conv_grad_shape *sh)
+static gf_status reference_any_layout(gf_op_ctx *ctx, grad_kind kind, const gf_conv_grad_shape *sh)
 {
     int dy_l = gf_in_layout(ctx, 0), x_l = kind == GRAD_INPUT ? gf_out_layout(ctx, 0) : gf_in_layout(ctx, 1);
     if (!dy_l && !x_l) {
@@ -365,7 +320,7 @@ static gf_status reference_any_layout(gf_op_ctx *ctx, grad_kind kind, const conv
 static gf_status conv_grad_cpu(gf_op_ctx *ctx)
 {
     grad_kind kind = kind_of(ctx);
-    conv_grad_shape sh;
+    gf_conv_grad_shape sh;
     gf_tensor shaped;
     int dynamic;
     gf_status st = read_conv_grad(ctx, kind, &sh, &shaped, &dynamic);

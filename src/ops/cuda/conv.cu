@@ -15,6 +15,7 @@
 #include "cuda_util.cuh"
 
 extern "C" {
+#include "../conv_shape.h"
 #include "../dnnl_util.h"
 }
 
@@ -294,110 +295,22 @@ gf_status gf_cu_conv_run(const gf_op_ctx *ctx, gf_cuda_ctx *cu, const gf_cu_conv
     return st;
 }
 
-/* ---- the ops' geometry: conv.c's read_conv_shape, unchanged ---- */
+/* ---- the ops' geometry ---- */
 
-typedef struct conv_shape {
-    int transpose;
-    int64_t n, c, m, group;
-    /* As in conv.c: slides over X for Conv and over Y for ConvTranspose; for
-     * ConvTranspose pad_end has output_padding taken off and may be negative. */
-    gf_window w;
-    int64_t outpad[3];
-    int has_bias;
-} conv_shape;
-
-static int64_t floor_div2(int64_t v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
-
-static gf_status transpose_geometry(const gf_op_ctx *ctx, conv_shape *sh)
+/* conv_shape.h's checks and geometry, then what the CUDA kernels add: float32 only. */
+static gf_status read_shape(const gf_op_ctx *ctx, int transpose, gf_conv_shape *sh)
 {
-    gf_window *w = &sh->w;
-    int nsp = w->nsp, n_outpad, n_outshape;
-    const int64_t *outpad = gf_attr_ints(ctx->node, "output_padding", &n_outpad);
-    const int64_t *outshape = gf_attr_ints(ctx->node, "output_shape", &n_outshape);
-    const char *auto_pad = gf_attr_string(ctx->node, "auto_pad", "NOTSET");
-    int same_upper = !strcmp(auto_pad, "SAME_UPPER"), same_lower = !strcmp(auto_pad, "SAME_LOWER");
-    if (!same_upper && !same_lower && strcmp(auto_pad, "VALID") && strcmp(auto_pad, "NOTSET"))
-        return gf_fail(GF_ERR_INVALID, "unknown auto_pad '%s'", auto_pad);
-    if (outpad && n_outpad != nsp)
-        return gf_fail(GF_ERR_INVALID, "output_padding has %d values, expected %d", n_outpad, nsp);
-    if (outshape && n_outshape != nsp && n_outshape != nsp + 2)
-        return gf_fail(GF_ERR_INVALID, "output_shape has %d values, expected %d", n_outshape, nsp);
-    if (outshape) outshape += n_outshape - nsp;
-    for (int d = 0; d < nsp; d++) {
-        int64_t op = outpad ? outpad[d] : 0;
-        if (op < 0 || op >= ((int64_t)1 << 31))
-            return gf_fail(GF_ERR_INVALID, "output_padding[%d] = %lld is out of range", d, (long long)op);
-        sh->outpad[d] = op;
-        int64_t full = w->stride[d] * (w->in[d] - 1) + op + gf_window_extent(w, d);
-        if (outshape || same_upper || same_lower) {
-            int64_t target = outshape ? outshape[d] : w->in[d] * w->stride[d];
-            if (target < 1 || target >= ((int64_t)1 << 31))
-                return gf_fail(GF_ERR_INVALID, "output_shape[%d] = %lld is out of range", d, (long long)target);
-            int64_t total = full - target;
-            w->pad_begin[d] = same_upper ? floor_div2(total) : total - floor_div2(total);
-            w->pad_end[d] = total - w->pad_begin[d];
-        } else if (!strcmp(auto_pad, "VALID")) {
-            w->pad_begin[d] = w->pad_end[d] = 0;
-        }
-        w->out[d] = full - w->pad_begin[d] - w->pad_end[d];
-        w->pad_end[d] -= op;
-        if (w->out[d] < 1)
-            return gf_fail(GF_ERR_SHAPE, "spatial dim %d of the output would be %lld", d, (long long)w->out[d]);
-    }
-    return GF_OK;
-}
-
-static gf_status read_conv_shape(const gf_op_ctx *ctx, int transpose, conv_shape *sh)
-{
-    gf_status st = gf_check_inputs(ctx, 2, 3);
+    gf_status st = gf_conv_read_shape(ctx, transpose, sh);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0], *w = ctx->inputs[1], *b = ctx->n_inputs > 2 ? ctx->inputs[2] : NULL;
     if (x->dtype != GF_FLOAT || w->dtype != GF_FLOAT || (b && b->dtype != GF_FLOAT))
         return gf_fail(GF_ERR_UNSUPPORTED, "the CUDA kernel takes float32 (X is %s)", gf_dtype_name(x->dtype));
-    if (x->rank < 3) return gf_fail(GF_ERR_SHAPE, "input X has rank %d, expected N x C x spatial dims", x->rank);
-    if (w->rank != x->rank) return gf_fail(GF_ERR_SHAPE, "W has rank %d but X has rank %d", w->rank, x->rank);
-    int64_t group = gf_attr_int(ctx->node, "group", 1);
-    memset(sh, 0, sizeof *sh);
-    sh->transpose = transpose;
-    sh->n = x->dims[0];
-    sh->c = x->dims[1];
-    sh->group = group;
-    if (group < 1 || group > sh->c || sh->c % group)
-        return gf_fail(GF_ERR_INVALID, "group %lld does not divide the %lld input channels", (long long)group,
-                       (long long)sh->c);
-    if (transpose) {
-        if (w->dims[0] != sh->c)
-            return gf_fail(GF_ERR_SHAPE, "input X has %lld channels, W expects %lld", (long long)sh->c,
-                           (long long)w->dims[0]);
-        if (w->dims[1] > INT64_MAX / group) return gf_fail(GF_ERR_SHAPE, "W has too many output channels");
-        sh->m = w->dims[1] * group;
-    } else {
-        if (w->dims[1] * group != sh->c)
-            return gf_fail(GF_ERR_SHAPE, "input X has %lld channels, W expects %lld", (long long)sh->c,
-                           (long long)(w->dims[1] * group));
-        sh->m = w->dims[0];
-        if (sh->m % group)
-            return gf_fail(GF_ERR_SHAPE, "group %lld does not divide the %lld output channels", (long long)group,
-                           (long long)sh->m);
-    }
-    if (b && (b->rank != 1 || b->dims[0] != sh->m))
-        return gf_fail(GF_ERR_SHAPE, "B must hold one value for each of the %lld output channels", (long long)sh->m);
-    sh->has_bias = b != NULL;
-    int n_kernel;
-    const int64_t *kernel_attr = gf_attr_ints(ctx->node, "kernel_shape", &n_kernel);
-    if (kernel_attr && n_kernel != x->rank - 2)
-        return gf_fail(GF_ERR_INVALID, "kernel_shape has %d values, expected %d", n_kernel, x->rank - 2);
-    for (int d = 0; kernel_attr && d < n_kernel; d++)
-        if (kernel_attr[d] != w->dims[2 + d])
-            return gf_fail(GF_ERR_SHAPE, "kernel_shape[%d] = %lld but W's kernel is %lld", d,
-                           (long long)kernel_attr[d], (long long)w->dims[2 + d]);
-    if ((st = gf_window_read(ctx, x, w->dims + 2, &sh->w))) return st;
-    return transpose ? transpose_geometry(ctx, sh) : gf_window_forward(ctx, 0, &sh->w);
+    return GF_OK;
 }
 
 /* ---- Conv ---- */
 
-static gf_status conv_forward(gf_op_ctx *ctx, gf_cuda_ctx *cu, const conv_shape *sh)
+static gf_status conv_forward(gf_op_ctx *ctx, gf_cuda_ctx *cu, const gf_conv_shape *sh)
 {
     const gf_window *w = &sh->w;
     int nsp = w->nsp;
@@ -432,7 +345,7 @@ static gf_status conv_forward(gf_op_ctx *ctx, gf_cuda_ctx *cu, const conv_shape 
 
 /* ---- ConvTranspose ---- */
 
-static gf_status conv_transpose(gf_op_ctx *ctx, gf_cuda_ctx *cu, const conv_shape *sh)
+static gf_status conv_transpose(gf_op_ctx *ctx, gf_cuda_ctx *cu, const gf_conv_shape *sh)
 {
     const gf_window *w = &sh->w;
     int nsp = w->nsp;
@@ -514,10 +427,10 @@ static gf_status conv_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
     gf_op_ctx cv;
     conv_fusion f;
-    conv_shape sh;
+    gf_conv_shape sh;
     int transpose = !strcmp(ctx->node->op_type, "ConvTranspose");
     gf_status st = read_fusion(ctx, &cv, &f);
-    if (!st) st = read_conv_shape(&cv, transpose, &sh);
+    if (!st) st = read_shape(&cv, transpose, &sh);
     if (!st && f.has_sum) {
         const gf_tensor *sum = ctx->inputs[3], *y = ctx->outputs[0];
         int same = y && sum->dtype == GF_FLOAT && sum->rank == y->rank;

@@ -8,56 +8,12 @@
 #include "cuda_util.cuh"
 
 extern "C" {
+#include "../conv_shape.h"
 #include "../dnnl_util.h"
 }
 
 #include <stdio.h>
 #include <string.h>
-
-typedef struct conv_grad_shape {
-    int64_t n, c, m, group;
-    gf_window w;
-} conv_grad_shape;
-
-/* conv_grad.c's conv_geometry. */
-static gf_status conv_geometry(const gf_op_ctx *ctx, const gf_tensor *dy, const gf_tensor *x, const char *x_name,
-                               const gf_tensor *w, const char *w_name, conv_grad_shape *sh)
-{
-    if (x->rank < 3) return gf_fail(GF_ERR_SHAPE, "%s has rank %d, expected N x C x spatial dims", x_name, x->rank);
-    if (w->rank != x->rank)
-        return gf_fail(GF_ERR_SHAPE, "%s has rank %d but %s has rank %d", w_name, w->rank, x_name, x->rank);
-    memset(sh, 0, sizeof *sh);
-    sh->n = x->dims[0];
-    sh->c = x->dims[1];
-    sh->m = w->dims[0];
-    sh->group = gf_attr_int(ctx->node, "group", 1);
-    if (sh->group < 1 || sh->group > sh->c || sh->c % sh->group)
-        return gf_fail(GF_ERR_INVALID, "group %lld does not divide the %lld channels of %s", (long long)sh->group,
-                       (long long)sh->c, x_name);
-    if (w->dims[1] != sh->c / sh->group)
-        return gf_fail(GF_ERR_SHAPE, "%s has %lld channels in %lld groups, so %s's dim 1 must be %lld, is %lld", x_name,
-                       (long long)sh->c, (long long)sh->group, w_name, (long long)(sh->c / sh->group),
-                       (long long)w->dims[1]);
-    if (sh->m % sh->group)
-        return gf_fail(GF_ERR_SHAPE, "group %lld does not divide the %lld output channels of %s", (long long)sh->group,
-                       (long long)sh->m, w_name);
-    int n_kernel;
-    const int64_t *kernel_attr = gf_attr_ints(ctx->node, "kernel_shape", &n_kernel);
-    if (kernel_attr && n_kernel != x->rank - 2)
-        return gf_fail(GF_ERR_INVALID, "kernel_shape has %d values, expected %d", n_kernel, x->rank - 2);
-    for (int d = 0; kernel_attr && d < n_kernel; d++)
-        if (kernel_attr[d] != w->dims[2 + d])
-            return gf_fail(GF_ERR_SHAPE, "kernel_shape[%d] = %lld but %s's kernel is %lld", d,
-                           (long long)kernel_attr[d], w_name, (long long)w->dims[2 + d]);
-    gf_status st = gf_window_read(ctx, x, w->dims + 2, &sh->w);
-    if (!st) st = gf_window_forward(ctx, 0, &sh->w);
-    if (!st) st = gf_check_numel(x->rank, x->dims);
-    if (!st) st = gf_check_numel(w->rank, w->dims);
-    if (st) return st;
-    char conv[96];
-    snprintf(conv, sizeof conv, "the Conv of %s with %s", x_name, w_name);
-    return gf_window_check_output(dy, "dY", sh->n, sh->m, &sh->w, conv);
-}
 
 /* The padding cuDNN keeps (the smaller end) and the explicitly padded size of X. */
 static int split_pads(const gf_window *w, int64_t *sym, int64_t *extra_begin, int64_t *padded)
@@ -89,11 +45,11 @@ static gf_status conv_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     if (!st && !gf_values_known(ctx->inputs[2]))
         st = gf_fail(GF_ERR_RUNTIME, "%s is still unknown while running", shape_name);
     if (!st) st = gf_shape_input(ctx->inputs[2], shape_name, &shaped);
-    conv_grad_shape sh;
+    gf_conv_grad_shape sh;
     const gf_tensor *dy = ctx->inputs[0], *other = ctx->inputs[1];
     if (!st)
-        st = grad_input ? conv_geometry(ctx, dy, &shaped, "X (x_shape)", other, "W", &sh)
-                        : conv_geometry(ctx, dy, other, "X", &shaped, "W (w_shape)", &sh);
+        st = grad_input ? gf_conv_grad_geometry(ctx, dy, &shaped, "X (x_shape)", other, "W", &sh)
+                        : gf_conv_grad_geometry(ctx, dy, other, "X", &shaped, "W (w_shape)", &sh);
     if (st) return gf_cuda_node_context(ctx, st);
     gf_tensor *out = ctx->outputs[0];
     if (!out || gf_tensor_numel(out) == 0) return GF_OK;
