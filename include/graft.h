@@ -227,6 +227,9 @@ typedef struct gf_train_options {
     const gf_param_group *groups;
     int n_groups;
     uint64_t seed;              /* Dropout masks */
+    /* > 0: every BatchNormalization's running statistics take this share of each batch's
+     * (PyTorch's `momentum`, 1 - ONNX's), instead of the model's own; 0: the model's. */
+    double bn_momentum;
     gf_session_options session;
 } gf_train_options;
 

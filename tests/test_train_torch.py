@@ -196,6 +196,17 @@ def small_cnn_cases(tmp):
         compare_losses(f"small CNN {flag} 20 steps", losses, ref, 1e-3)
         compare_tensors(f"small CNN {flag} 20 steps", weights, model.state_dict(), names, 2e-3)
 
+    # --bn-momentum: the exported model says 0.1 (ONNX 0.9); both sides train with 0.3.
+    model = SmallCNN()
+    model.load_state_dict(init)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.3
+    torch_train(model, x, y, torch.optim.SGD(model.parameters(), lr=0.01), 3)
+    _, weights = graft_train(tmp, path, x, y, 3, ["--optim", "sgd", "--lr", "0.01", "--bn-momentum", "0.3"], "bn_m")
+    stats = [n for n in model.state_dict() if n.endswith(("running_mean", "running_var"))]
+    compare_tensors("small CNN --bn-momentum 0.3, 3 steps", weights, model.state_dict(), stats, 1e-4)
+
 
 def graft_lrs(tmp, tag):
     rows = [line.split(",") for line in open(os.path.join(tmp, tag + ".csv")).read().split("\n")[1:] if line]

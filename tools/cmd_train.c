@@ -48,6 +48,8 @@ static const char train_usage[] =
     "           onecycle:MAX_LR:TOTAL[:PCT], plateau[:FACTOR[:PATIENCE]]; any with :warmup=N)\n"
     "           --sched-unit step|epoch (what a schedule position is: step on tensors, epoch on data)\n"
     "model:     --replace-head N (a new N-class classifier, initialised as PyTorch does)\n"
+    "           --bn-momentum M (BatchNormalization's running statistics take M of each batch's,\n"
+    "           as PyTorch's momentum; default: the model's own)\n"
     "what:      --trainable GLOB  --freeze GLOB (parameter names; repeatable)\n"
     "           --freeze-before NODE (freeze everything feeding that node)\n"
     "           --group GLOB:LR_SCALE[:WEIGHT_DECAY] (parameters matching train at LR_SCALE times\n"
@@ -185,6 +187,8 @@ static void parse_args(int argc, char **argv, train_args *a)
         else if (cli_flag("train", argc, argv, &i, "--resume", &v)) a->resume = v;
         else if (cli_flag("train", argc, argv, &i, "--replace-head", &v))
             a->replace_head = cli_int("train", "--replace-head", v, 1, 1 << 24);
+        else if (cli_flag("train", argc, argv, &i, "--bn-momentum", &v))
+            a->opt.bn_momentum = cli_double("train", "--bn-momentum", v, 1e-6, 1);
         else if (cli_flag("train", argc, argv, &i, "--steps", &v)) a->steps = cli_int("train", "--steps", v, 1, 1 << 30);
         else if (cli_flag("train", argc, argv, &i, "--batch", &v)) a->batch = cli_int("train", "--batch", v, 1, 1 << 20);
         else if (cli_flag("train", argc, argv, &i, "--threads", &v)) a->threads = cli_int("train", "--threads", v, 0, 4096);

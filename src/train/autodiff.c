@@ -48,7 +48,7 @@ static int add_update(gf_graph *g, int state, int source)
 }
 
 /* BatchNormalization → BatchNormTrain: batch statistics, running ones updated. */
-static gf_status batch_norm_train(gf_builder *b, const gf_node *n)
+static gf_status batch_norm_train(gf_builder *b, const gf_node *n, double bn_momentum)
 {
     if (n->n_inputs < 5 || n->inputs[3] < 0 || n->inputs[4] < 0)
         return gf_fail(GF_ERR_INVALID, "BatchNormalization needs 5 inputs");
@@ -65,7 +65,8 @@ static gf_status batch_norm_train(gf_builder *b, const gf_node *n)
     bn->outputs[0] = out[0] = n->outputs[0];
     b->g->values[out[0]].producer = ni;
     gf_status st = gb_attr_float(b, ni, "epsilon", gf_attr_float(n, "epsilon", 1e-5f));
-    if (!st) st = gb_attr_float(b, ni, "momentum", gf_attr_float(n, "momentum", 0.9f));
+    float momentum = bn_momentum > 0 ? (float)(1 - bn_momentum) : gf_attr_float(n, "momentum", 0.9f);
+    if (!st) st = gb_attr_float(b, ni, "momentum", momentum);
     for (int k = 3; k < 5 && !st; k++) {
         b->g->values[n->inputs[k]].is_state = 1;
         if (!add_update(b->g, n->inputs[k], out[k])) st = gf_fail(GF_ERR_NOMEM, "out of memory");
@@ -123,7 +124,7 @@ gf_status gf_copy_forward(gf_builder *b, const gf_graph *model)
     return st;
 }
 
-gf_status gf_autodiff_forward(gf_builder *b, const gf_graph *model, uint64_t seed, int *step_out)
+gf_status gf_autodiff_forward(gf_builder *b, const gf_graph *model, uint64_t seed, double bn_momentum, int *step_out)
 {
     gf_status st = copy_values(b->g, model);
     int step = st ? -1 : gf_graph_value(b->g, "graft.step");
@@ -136,7 +137,7 @@ gf_status gf_autodiff_forward(gf_builder *b, const gf_graph *model, uint64_t see
     *step_out = step;
     for (int i = 0; i < model->n_nodes && !st; i++) {
         const gf_node *n = &model->nodes[i];
-        if (!strcmp(n->op_type, "BatchNormalization") && !*n->domain) st = batch_norm_train(b, n);
+        if (!strcmp(n->op_type, "BatchNormalization") && !*n->domain) st = batch_norm_train(b, n, bn_momentum);
         else if (!strcmp(n->op_type, "Dropout") && !*n->domain) st = dropout_train(b, n, i, seed, step);
         else st = copy_node(b, n);
         if (st) st = gf_fail_context(st, "node '%s' (%s)", n->name, n->op_type);

@@ -48,7 +48,7 @@ static gf_status build(gf_gradients *gr, gf_model *m, const gf_session *shapes)
     }
     for (int i = 0; i < n_params && !st; i++) st = gf_own_storage(model->values[params[i]].init, model->values[params[i]].name);
     if (st) goto out;
-    if ((st = gf_autodiff_forward(&b, model, 0, &step))) goto out;
+    if ((st = gf_autodiff_forward(&b, model, 0, 0, &step))) goto out;
     for (int i = 0; i < n_params; i++) b.g->values[params[i]].is_state = 1;
     if ((st = gf_autodiff_backward(&b, model->outputs[0], params, n_params, grads))) goto out;
 

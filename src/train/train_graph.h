@@ -90,8 +90,9 @@ extern const gf_grad_rule gf_grad_rules_basic[], gf_grad_rules_nn[];
 /* Copies the model's graph into b->g in training form: BatchNormalization uses batch
  * statistics and updates its running mean and variance (update bindings), Dropout drops
  * (masks drawn from `seed` and the step number). *step receives the int64 scalar input
- * "graft.step" it adds for that (the caller lists it among the graph's inputs). */
-gf_status gf_autodiff_forward(gf_builder *b, const gf_graph *model, uint64_t seed, int *step);
+ * "graft.step" it adds for that (the caller lists it among the graph's inputs).
+ * bn_momentum > 0 overrides the models' BatchNormalization momentum (gf_train_options). */
+gf_status gf_autodiff_forward(gf_builder *b, const gf_graph *model, uint64_t seed, double bn_momentum, int *step);
 /* Copies the model's graph into b->g as it is, in eval form (value indices kept, the
  * initializers reading the model's storage). */
 gf_status gf_copy_forward(gf_builder *b, const gf_graph *model);

@@ -171,7 +171,7 @@ static gf_status build(gf_trainer *t, const gf_tensor *const *inputs, const gf_t
     }
     for (int v = 0; v < model->n_values; v++) b.shape_of[v] = -1;
     int step;
-    if ((st = gf_autodiff_forward(&b, model, t->opt.seed, &step))) goto out;
+    if ((st = gf_autodiff_forward(&b, model, t->opt.seed, t->opt.bn_momentum, &step))) goto out;
     for (int i = 0; i < t->params.n; i++) b.g->values[t->params.values[i]].is_state = 1;
 
     int label_input = add_input(b.g, "graft.labels", labels->dtype, labels->rank);
