@@ -152,6 +152,22 @@ def classification(tmp):
         a, b = weights(last), weights(ck)
         check("resumed by epochs: bit-identical weights", all(np.array_equal(a[k], b[k]) for k in a))
 
+    # eval --limit N --seed S scores the samples train --val-limit N --seed S validated on: an
+    # untrained model (lr 0), whose top-1 is that of one class and so differs between subsets.
+    sub = os.path.join(tmp, "subset.onnx")
+    r = graft("train", TINY, *common, "--epochs", "1", "--lr", "0", "--val-limit", "20", "--out", sub, "--json")
+    scored = {}
+    for seed in range(6):
+        r2 = graft("eval", sub, "--data", val, "--limit", "20", "--seed", str(seed), "--json", "--no-report")
+        scored[seed] = json.loads(r2.stdout)["top1"] if r2.returncode == 0 else None
+    if r.returncode == 0 and None not in scored.values():
+        trained = json.loads(r.stdout)["best_top1"]
+        check("eval --limit 20 --seed 4 scores train --val-limit 20 --seed 4's subset",
+              abs(trained - scored[4]) < 1e-9, f"{scored[4]} vs {trained}")
+        check("eval --limit draws another subset for another seed", len(set(scored.values())) > 1, str(scored))
+    else:
+        check("train --val-limit and eval --limit --seed run", False, r.stderr + r2.stderr)
+
     r = graft("train", TINY, *common, "--epochs", "6", "--lr", "0", "--early-stop", "2", "--json")
     summary = json.loads(r.stdout) if r.returncode == 0 else {}
     check("--early-stop stops once the score has not improved for that many epochs",

@@ -4,6 +4,7 @@
 #ifndef GRAFT_CLI_H
 #define GRAFT_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "graft.h"
@@ -42,5 +43,9 @@ void cli_size(const char *cmd, const char *text, int *height, int *width);
  * rank). `t->data` is left NULL. */
 gf_status cli_concrete_shape(const gf_io_info *io, int batch, int height, int width, gf_tensor *t);
 double cli_now_ms(void);
+
+/* The seed that draws graft train's --val-limit subset and graft eval's --limit subset
+ * from the same --seed, so that the two score the same samples. */
+static inline uint64_t cli_val_subset_seed(uint64_t seed) { return seed ^ 2; }
 
 #endif

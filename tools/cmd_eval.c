@@ -12,7 +12,7 @@
 #include "runtime/error.h"
 
 static const char eval_usage[] =
-    "usage: graft eval MODEL --data DIR [--format F] [--subset S] [--limit N | --first N] [--transform SPEC]\n"
+    "usage: graft eval MODEL --data DIR [--format F] [--subset S] [--limit N [--seed S] | --first N] [--transform SPEC]\n"
     "                  [--batch 32] [--top 5] [--report DIR | --no-report] [--overlays 8]\n"
     "                  [--anchors W,H,...] [--conf 0.001] [--iou 0.5] [--workers W] [--threads T] [--json]\n"
     "\n"
@@ -26,7 +26,8 @@ static const char eval_usage[] =
     "                  --anchors (default YOLOv3's nine, the largest for the first head)\n"
     "The report folder (default graft-eval) gets confusion.png, or overlays of the first\n"
     "--overlays images: the predicted masks or boxes drawn over each image.\n"
-    "--limit N scores a seeded random N of the samples, --first N the first N.\n"
+    "--limit N scores a seeded random N of the samples: for --seed S (default 0), the N that\n"
+    "graft train --val-limit N --seed S validates on. --first N scores the first N.\n"
     "--json prints one object: top1 and top5 as fractions (classification), miou and\n"
     "pixel_acc (segmentation), map50 (detection), and the rest.\n";
 
@@ -35,6 +36,7 @@ typedef struct eval_args {
     int limit, first, batch, top, overlays, workers, threads, json, no_report, n_anchor_values;
     float anchors[64];
     double conf, iou;
+    uint64_t seed;
 } eval_args;
 
 static void parse_args(int argc, char **argv, eval_args *a)
@@ -53,6 +55,7 @@ static void parse_args(int argc, char **argv, eval_args *a)
         else if (cli_flag("eval", argc, argv, &i, "--transform", &v)) a->transform = v;
         else if (cli_flag("eval", argc, argv, &i, "--report", &v)) a->report = v;
         else if (cli_flag("eval", argc, argv, &i, "--limit", &v)) a->limit = cli_int("eval", "--limit", v, 1, 1 << 30);
+        else if (cli_flag("eval", argc, argv, &i, "--seed", &v)) a->seed = (uint64_t)cli_double("eval", "--seed", v, 0, 1e15);
         else if (cli_flag("eval", argc, argv, &i, "--first", &v)) a->first = cli_int("eval", "--first", v, 1, 1 << 30);
         else if (cli_flag("eval", argc, argv, &i, "--batch", &v)) a->batch = cli_int("eval", "--batch", v, 1, 1 << 16);
         else if (cli_flag("eval", argc, argv, &i, "--top", &v)) a->top = cli_int("eval", "--top", v, 1, 1 << 16);
@@ -102,7 +105,8 @@ static gf_status open_data(eval_run *r, const eval_args *a)
     if (!st) st = gf_dataset_open(a->data, &o, &r->root);
     r->data = r->root;
     int64_t n = st ? 0 : gf_dataset_size(r->root);
-    if (!st && a->limit && a->limit < n) st = gf_dataset_split(r->root, (double)a->limit / (double)n, 0, &r->rest, &r->data);
+    if (!st && a->limit && a->limit < n) st = gf_dataset_split(r->root, (double)a->limit / (double)n, cli_val_subset_seed(a->seed), &r->rest,
+                                  &r->data);
     if (!st && a->first && a->first < n) st = gf_dataset_head(r->root, a->first, &r->data);
     if (!st && a->transform) st = gf_transform_parse(a->transform, &r->transform);
     if (!st && r->transform && gf_transform_wants_stats(r->transform))

@@ -299,7 +299,7 @@ static gf_status open_sets(data_run *r, const train_args *a, int channels)
         st = open_set(r, a, a->val, a->val_subset, channels, &r->val);
     }
     if (!st) st = take(r, train, a->limit, a->seed ^ 1, &r->train);
-    if (!st && r->val) st = take(r, r->val, a->val_limit, a->seed ^ 2, &r->val);
+    if (!st && r->val) st = take(r, r->val, a->val_limit, cli_val_subset_seed(a->seed), &r->val);
     return st;
 }
 
