@@ -4,23 +4,19 @@
  * per batch; Gemm then applies Y = alpha * Y + beta * C in one pass. The
  * reference kernels are plain loops; float32 products large enough to pay for
  * the call go to oneDNN's matmul primitive (transposes expressed as strides). */
+#include "gemm.h"
 #include "dnnl_util.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct gemm_shape {
-    int64_t m, n, k;
-    int trans_a, trans_b;   /* A stored as [k, m], B stored as [n, k] */
-} gemm_shape;
-
 /* ---- reference kernels ----
  * Y += op(A) op(B): i-k-j order when B is not transposed (rows of B and Y
  * stream), dot products when it is. ACC is the arithmetic type: unsigned for
  * integers, so that overflow wraps as two's complement instead of being undefined. */
 #define DEFINE_GEMM_REFERENCE(NAME, T, ACC)                                                      \
-    static void NAME(const gemm_shape *s, const T *a, const T *b, T *y)                          \
+    static void NAME(const gf_gemm_shape *s, const T *a, const T *b, T *y)                       \
     {                                                                                            \
         _Pragma("omp parallel for schedule(static) if ((double)s->m * s->n * s->k > 65536)")    \
         for (int64_t i = 0; i < s->m; i++) {                                                     \
@@ -47,7 +43,7 @@ DEFINE_GEMM_REFERENCE(gemm_reference_f64, double, double)
 DEFINE_GEMM_REFERENCE(gemm_reference_i32, int32_t, uint32_t)
 DEFINE_GEMM_REFERENCE(gemm_reference_i64, int64_t, uint64_t)
 
-static void gemm_reference(gf_dtype dtype, const gemm_shape *s, const void *a, const void *b, void *y)
+static void gemm_reference(gf_dtype dtype, const gf_gemm_shape *s, const void *a, const void *b, void *y)
 {
     switch (dtype) {
     case GF_FLOAT: gemm_reference_f32(s, a, b, y); break;
@@ -58,18 +54,9 @@ static void gemm_reference(gf_dtype dtype, const gemm_shape *s, const void *a, c
     }
 }
 
-/* ---- batches ----
- * MatMul broadcasts the dims before the last two; batch i reads matrix
- * a_index(i) of A and b_index(i) of B and writes matrix i of Y. */
-typedef struct batch_plan {
-    gemm_shape shape;
-    int64_t count;
-    int rank;
-    int64_t dims[GF_MAX_RANK];
-    int64_t a_strides[GF_MAX_RANK], b_strides[GF_MAX_RANK];   /* in matrices; 0 where broadcast */
-} batch_plan;
+/* ---- batches ---- */
 
-static void batch_matrices(const batch_plan *p, int64_t i, int64_t *a_index, int64_t *b_index)
+static void batch_matrices(const gf_gemm_batches *p, int64_t i, int64_t *a_index, int64_t *b_index)
 {
     *a_index = *b_index = 0;
     for (int d = p->rank - 1; d >= 0; d--) {
@@ -80,9 +67,9 @@ static void batch_matrices(const batch_plan *p, int64_t i, int64_t *a_index, int
     }
 }
 
-static void batch_reference(gf_dtype dtype, const batch_plan *p, const void *a, const void *b, void *y)
+static void batch_reference(gf_dtype dtype, const gf_gemm_batches *p, const void *a, const void *b, void *y)
 {
-    const gemm_shape *s = &p->shape;
+    const gf_gemm_shape *s = &p->shape;
     size_t esize = gf_dtype_size(dtype);
     memset(y, 0, (size_t)(p->count * s->m * s->n) * esize);
     for (int64_t i = 0; i < p->count; i++) {
@@ -100,9 +87,9 @@ static void batch_reference(gf_dtype dtype, const batch_plan *p, const void *a, 
  * where a call into oneDNN would cost more than it saves. */
 #define FAST_MIN_MACS 32768.0
 
-static int fast_path_fits(gf_dtype dtype, const batch_plan *p)
+static int fast_path_fits(gf_dtype dtype, const gf_gemm_batches *p)
 {
-    const gemm_shape *s = &p->shape;
+    const gf_gemm_shape *s = &p->shape;
     return dtype == GF_FLOAT && s->m > 0 && s->n > 0 && s->k > 0 && (double)s->m * s->n * s->k >= FAST_MIN_MACS;
 }
 
@@ -130,13 +117,13 @@ static gf_status build_matmul_plan(gf_dnnl_plan *plan, const void *arg)
     return gf_dnnl_plan_build(plan, &desc, 3, args);
 }
 
-static matmul_key key_of(const gemm_shape *s)
+static matmul_key key_of(const gf_gemm_shape *s)
 {
     return (matmul_key){MATMUL_FAMILY, s->m, s->n, s->k, s->trans_a, s->trans_b};
 }
 
 /* At plan time: creates the primitive now, so that the first run does not pay for it. */
-static gf_status prepare_fast(gf_dtype dtype, const batch_plan *p)
+static gf_status prepare_fast(gf_dtype dtype, const gf_gemm_batches *p)
 {
     if (!fast_path_fits(dtype, p) || !gf_fastpath_enabled()) return GF_OK;
     matmul_key key = key_of(&p->shape);
@@ -148,9 +135,9 @@ static gf_status prepare_fast(gf_dtype dtype, const batch_plan *p)
 
 /* Every batch of the plan through one primitive; GF_ERR_UNSUPPORTED when
  * oneDNN has no implementation. */
-static gf_status batch_fast(const batch_plan *p, const float *a, const float *b, float *y)
+static gf_status batch_fast(const gf_gemm_batches *p, const float *a, const float *b, float *y)
 {
-    const gemm_shape *s = &p->shape;
+    const gf_gemm_shape *s = &p->shape;
     matmul_key key = key_of(s);
     gf_dnnl_plan *plan;
     gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_matmul_plan, &key, &plan);
@@ -167,7 +154,7 @@ static gf_status batch_fast(const batch_plan *p, const float *a, const float *b,
 }
 
 /* Y = A B over the batches with the implementation asked for. */
-static gf_status batch_run(gf_dtype dtype, const batch_plan *p, gf_impl impl, const void *a, const void *b, void *y)
+static gf_status batch_run(gf_dtype dtype, const gf_gemm_batches *p, gf_impl impl, const void *a, const void *b, void *y)
 {
     int fits = fast_path_fits(dtype, p);
     if (impl == GF_IMPL_FAST && !fits) return gf_fail(GF_ERR_UNSUPPORTED, "the fast path does not take these inputs");
@@ -181,12 +168,12 @@ static gf_status batch_run(gf_dtype dtype, const batch_plan *p, gf_impl impl, co
 
 /* ---- Gemm ---- */
 
-static gf_status gemm_plan(const gf_op_ctx *ctx, batch_plan *p)
+gf_status gf_gemm_plan(const gf_op_ctx *ctx, gf_gemm_batches *p)
 {
     const gf_tensor *a = ctx->inputs[0], *b = ctx->inputs[1];
     if (a->rank != 2 || b->rank != 2)
         return gf_fail(GF_ERR_SHAPE, "A and B must be matrices; they have ranks %d and %d", a->rank, b->rank);
-    gemm_shape *s = &p->shape;
+    gf_gemm_shape *s = &p->shape;
     s->trans_a = gf_attr_int(ctx->node, "transA", 0) != 0;
     s->trans_b = gf_attr_int(ctx->node, "transB", 0) != 0;
     s->m = a->dims[s->trans_a];
@@ -214,8 +201,8 @@ static gf_status gemm_infer(gf_op_ctx *ctx)
             return gf_fail(GF_ERR_SHAPE, "input %d is %s but A is %s", i, gf_dtype_name(ctx->inputs[i]->dtype),
                            gf_dtype_name(ctx->inputs[0]->dtype));
     }
-    batch_plan p;
-    if ((st = gemm_plan(ctx, &p))) return st;
+    gf_gemm_batches p;
+    if ((st = gf_gemm_plan(ctx, &p))) return st;
     int64_t dims[2] = {p.shape.m, p.shape.n};
     const gf_tensor *c = ctx->n_inputs > 2 ? ctx->inputs[2] : NULL;
     if (c) {
@@ -263,13 +250,13 @@ static void gemm_epilogue(gf_tensor *y, double alpha, const gf_tensor *c, double
 
 /* numpy.matmul's shapes: a 1-D A is a row [1, k], a 1-D B a column [k, 1]
  * (both dropped from the result); the dims before the last two broadcast. */
-static gf_status matmul_plan(const gf_tensor *a, const gf_tensor *b, batch_plan *p, int *out_rank, int64_t *out_dims)
+gf_status gf_matmul_plan(const gf_tensor *a, const gf_tensor *b, gf_gemm_batches *p, int *out_rank, int64_t *out_dims)
 {
     *out_rank = 0;
     if (a->rank < 1 || b->rank < 1)
         return gf_fail(GF_ERR_SHAPE, "MatMul's inputs need at least one dim; they have ranks %d and %d", a->rank,
                        b->rank);
-    gemm_shape *s = &p->shape;
+    gf_gemm_shape *s = &p->shape;
     s->trans_a = s->trans_b = 0;
     s->m = a->rank > 1 ? a->dims[a->rank - 2] : 1;
     s->k = a->dims[a->rank - 1];
@@ -315,10 +302,10 @@ static gf_status matmul_infer(gf_op_ctx *ctx)
     if (ctx->inputs[1]->dtype != ctx->inputs[0]->dtype)
         return gf_fail(GF_ERR_SHAPE, "A is %s but B is %s", gf_dtype_name(ctx->inputs[0]->dtype),
                        gf_dtype_name(ctx->inputs[1]->dtype));
-    batch_plan p;
+    gf_gemm_batches p;
     int rank;
     int64_t dims[GF_MAX_RANK];
-    if ((st = matmul_plan(ctx->inputs[0], ctx->inputs[1], &p, &rank, dims))) return st;
+    if ((st = gf_matmul_plan(ctx->inputs[0], ctx->inputs[1], &p, &rank, dims))) return st;
     gf_set_shape(ctx->outputs[0], ctx->inputs[0]->dtype, rank, dims);
     return prepare_fast(ctx->inputs[0]->dtype, &p);
 }
@@ -328,10 +315,10 @@ static gf_status matmul_infer(gf_op_ctx *ctx)
 gf_status gf_gemm_cpu_impl(gf_op_ctx *ctx, gf_impl impl)
 {
     int is_gemm = !strcmp(ctx->node->op_type, "Gemm");
-    batch_plan p;
+    gf_gemm_batches p;
     int rank;
     int64_t dims[GF_MAX_RANK];
-    gf_status st = is_gemm ? gemm_plan(ctx, &p) : matmul_plan(ctx->inputs[0], ctx->inputs[1], &p, &rank, dims);
+    gf_status st = is_gemm ? gf_gemm_plan(ctx, &p) : gf_matmul_plan(ctx->inputs[0], ctx->inputs[1], &p, &rank, dims);
     gf_tensor *y = ctx->outputs[0];
     if (!st) st = batch_run(y->dtype, &p, impl, ctx->inputs[0]->data, ctx->inputs[1]->data, y->data);
     if (!st && is_gemm)
@@ -376,10 +363,10 @@ static int32_t *dequantize_int(const gf_tensor *q, const gf_tensor *zp, int64_t 
 static gf_status quantized_product(gf_op_ctx *ctx, int b_input, int a_zp, int b_zp, int32_t *y)
 {
     const gf_tensor *a = ctx->inputs[0], *b = ctx->inputs[b_input];
-    batch_plan p;
+    gf_gemm_batches p;
     int rank;
     int64_t dims[GF_MAX_RANK];
-    gf_status st = matmul_plan(a, b, &p, &rank, dims);
+    gf_status st = gf_matmul_plan(a, b, &p, &rank, dims);
     if (st) return st;
     int64_t m = a->rank > 1 ? a->dims[a->rank - 2] : 1, k = a->dims[a->rank - 1], n = p.shape.n;
     int32_t *ai = dequantize_int(a, a_zp >= 0 ? ctx->inputs[a_zp] : NULL, k, m);
@@ -397,8 +384,8 @@ static gf_status check_quantized(gf_op_ctx *ctx, int b_input, int a_zp, int b_zp
     gf_status st;
     if ((st = gf_check_dtype(ctx, 0, eight_bit)) || (st = gf_check_dtype(ctx, b_input, eight_bit))) return st;
     const gf_tensor *a = ctx->inputs[0], *b = ctx->inputs[b_input];
-    batch_plan p;
-    if ((st = matmul_plan(a, b, &p, rank, dims))) return st;
+    gf_gemm_batches p;
+    if ((st = gf_matmul_plan(a, b, &p, rank, dims))) return st;
     int64_t m = a->rank > 1 ? a->dims[a->rank - 2] : 1, n = b->rank > 1 ? b->dims[b->rank - 1] : 1;
     if ((a_zp < ctx->n_inputs && (st = check_zero_point(ctx, 0, a_zp, m))) ||
         (b_zp < ctx->n_inputs && (st = check_zero_point(ctx, b_input, b_zp, n))))

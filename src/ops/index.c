@@ -63,7 +63,7 @@ static void copy_bytes(void *dst, const void *src, int64_t bytes)
 
 /* ---- Concat, Split ---- */
 
-static gf_status concat_axis(const gf_op_ctx *ctx, int *axis)
+gf_status gf_concat_axis(const gf_op_ctx *ctx, int *axis)
 {
     const gf_tensor *first = ctx->inputs[0];
     if (first->rank < 1) return gf_fail(GF_ERR_INVALID, "cannot concatenate scalars");
@@ -79,7 +79,7 @@ static gf_status concat_infer(gf_op_ctx *ctx)
     for (int i = 0; i < ctx->n_inputs; i++)
         if (!ctx->inputs[i]) return gf_fail(GF_ERR_INVALID, "input %d is missing", i);
     int axis;
-    gf_status st = concat_axis(ctx, &axis);
+    gf_status st = gf_concat_axis(ctx, &axis);
     if (st) return st;
     const gf_tensor *first = ctx->inputs[0];
     int64_t dims[GF_MAX_RANK];
@@ -105,7 +105,7 @@ static gf_status concat_infer(gf_op_ctx *ctx)
 static gf_status concat_cpu(gf_op_ctx *ctx)
 {
     int axis;
-    gf_status st = concat_axis(ctx, &axis);
+    gf_status st = gf_concat_axis(ctx, &axis);
     if (st) return st;
     gf_tensor *y = ctx->outputs[0];
     int64_t e = (int64_t)gf_dtype_size(y->dtype);
@@ -120,10 +120,7 @@ static gf_status concat_cpu(gf_op_ctx *ctx)
     return GF_OK;
 }
 
-/* Split's part sizes along the axis (room for n_outputs in sizes): the split
- * attribute (before opset 13) or input 1, else equal parts. Sets *dynamic when
- * the input's values are not known yet. */
-static gf_status split_sizes(const gf_op_ctx *ctx, int *axis, int64_t *sizes, int *dynamic)
+gf_status gf_split_sizes(const gf_op_ctx *ctx, int *axis, int64_t *sizes, int *dynamic)
 {
     const gf_tensor *x = ctx->inputs[0];
     int n = ctx->n_outputs, count = 0;
@@ -186,7 +183,7 @@ static gf_status split_infer(gf_op_ctx *ctx)
     if (!sizes) return gf_fail(GF_ERR_NOMEM, "out of memory");
     int axis, dynamic;
     const gf_tensor *x = ctx->inputs[0];
-    st = split_sizes(ctx, &axis, sizes, &dynamic);
+    st = gf_split_sizes(ctx, &axis, sizes, &dynamic);
     for (int k = 0; !st && k < ctx->n_outputs; k++) {
         if (dynamic) {
             gf_set_dynamic(ctx->outputs[k], x->dtype);
@@ -205,7 +202,7 @@ static gf_status split_cpu(gf_op_ctx *ctx)
     if (!sizes) return gf_fail(GF_ERR_NOMEM, "out of memory");
     int axis, dynamic;
     const gf_tensor *x = ctx->inputs[0];
-    gf_status st = split_sizes(ctx, &axis, sizes, &dynamic);
+    gf_status st = gf_split_sizes(ctx, &axis, sizes, &dynamic);
     if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "split sizes are still unknown while running");
     if (!st) {
         int64_t e = (int64_t)gf_dtype_size(x->dtype);
@@ -359,17 +356,24 @@ static gf_status slice_infer(gf_op_ctx *ctx)
     return GF_OK;
 }
 
-static gf_status slice_cpu(gf_op_ctx *ctx)
+gf_status gf_slice_node_view(const gf_op_ctx *ctx, int64_t *first, int64_t *strides)
 {
     gf_slice_plan p;
     int dynamic;
     const gf_tensor *x = ctx->inputs[0];
-    gf_tensor *y = ctx->outputs[0];
     gf_status st = slice_plan_of(ctx, &p, &dynamic);
     if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "slice bounds are still unknown while running");
-    if (st || gf_tensor_numel(y) == 0) return st;
+    if (!st) gf_slice_view(&p, x->rank, x->dims, first, strides);
+    return st;
+}
+
+static gf_status slice_cpu(gf_op_ctx *ctx)
+{
+    const gf_tensor *x = ctx->inputs[0];
+    gf_tensor *y = ctx->outputs[0];
     int64_t first, strides[GF_MAX_RANK];
-    gf_slice_view(&p, x->rank, x->dims, &first, strides);
+    gf_status st = gf_slice_node_view(ctx, &first, strides);
+    if (st || gf_tensor_numel(y) == 0) return st;
     size_t e = gf_dtype_size(x->dtype);
     gf_copy_strided(y->data, (const char *)x->data + first * (int64_t)e, e, y->rank, y->dims, strides);
     return GF_OK;
@@ -377,7 +381,7 @@ static gf_status slice_cpu(gf_op_ctx *ctx)
 
 /* ---- Gather, GatherElements, GatherND ---- */
 
-static gf_status gather_axis(const gf_op_ctx *ctx, int *axis)
+gf_status gf_gather_axis(const gf_op_ctx *ctx, int *axis)
 {
     const gf_tensor *x = ctx->inputs[0];
     if (x->rank < 1) return gf_fail(GF_ERR_INVALID, "data must have rank 1 or more");
@@ -389,7 +393,7 @@ static gf_status gather_infer(gf_op_ctx *ctx)
     int axis;
     gf_status st = gf_check_inputs(ctx, 2, 2);
     if (!st) st = gf_check_dtype(ctx, 1, index_types);
-    if (!st) st = gather_axis(ctx, &axis);
+    if (!st) st = gf_gather_axis(ctx, &axis);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0], *idx = ctx->inputs[1];
     int rank = x->rank - 1 + idx->rank, r = 0;
@@ -405,7 +409,7 @@ static gf_status gather_infer(gf_op_ctx *ctx)
 static gf_status gather_cpu(gf_op_ctx *ctx)
 {
     int axis;
-    gf_status st = gather_axis(ctx, &axis);
+    gf_status st = gf_gather_axis(ctx, &axis);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0], *idx = ctx->inputs[1];
     gf_tensor *y = ctx->outputs[0];
@@ -431,7 +435,7 @@ static gf_status gather_elements_infer(gf_op_ctx *ctx)
     int axis;
     gf_status st = gf_check_inputs(ctx, 2, 2);
     if (!st) st = gf_check_dtype(ctx, 1, index_types);
-    if (!st) st = gather_axis(ctx, &axis);
+    if (!st) st = gf_gather_axis(ctx, &axis);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0], *idx = ctx->inputs[1];
     char a[128], b[128];
@@ -447,7 +451,7 @@ static gf_status gather_elements_infer(gf_op_ctx *ctx)
 static gf_status gather_elements_cpu(gf_op_ctx *ctx)
 {
     int axis;
-    gf_status st = gather_axis(ctx, &axis);
+    gf_status st = gf_gather_axis(ctx, &axis);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0], *idx = ctx->inputs[1];
     int64_t xs[GF_MAX_RANK], c[GF_MAX_RANK] = {0}, m = gf_tensor_numel(idx), e = (int64_t)gf_dtype_size(x->dtype);
@@ -630,7 +634,7 @@ static gf_status scatter_elements_infer(gf_op_ctx *ctx)
     reduction r;
     gf_status st = gf_check_inputs(ctx, 3, 3);
     if (!st) st = gf_check_dtype(ctx, 1, index_types);
-    if (!st) st = gather_axis(ctx, &axis);
+    if (!st) st = gf_gather_axis(ctx, &axis);
     if (!st) st = read_reduction(ctx, ctx->inputs[0]->dtype, &r);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0], *idx = ctx->inputs[1], *upd = ctx->inputs[2];
@@ -650,7 +654,7 @@ static gf_status scatter_elements_cpu(gf_op_ctx *ctx)
 {
     int axis;
     reduction r;
-    gf_status st = gather_axis(ctx, &axis);
+    gf_status st = gf_gather_axis(ctx, &axis);
     if (!st) st = read_reduction(ctx, ctx->inputs[0]->dtype, &r);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0], *idx = ctx->inputs[1], *upd = ctx->inputs[2];
@@ -718,20 +722,13 @@ static gf_status scatter_nd_cpu(gf_op_ctx *ctx)
 
 /* ---- Pad ---- */
 
-typedef enum pad_mode { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP } pad_mode;
-
-typedef struct pad_plan {
-    pad_mode mode;
-    int64_t begin[GF_MAX_RANK], end[GF_MAX_RANK], dims[GF_MAX_RANK];  /* negative pads crop */
-} pad_plan;
-
-static gf_status pad_mode_of(const gf_op_ctx *ctx, pad_mode *mode)
+static gf_status pad_mode_of(const gf_op_ctx *ctx, gf_pad_mode *mode)
 {
     const char *m = gf_attr_string(ctx->node, "mode", "constant");
-    if (!strcmp(m, "constant")) *mode = PAD_CONSTANT;
-    else if (!strcmp(m, "reflect")) *mode = PAD_REFLECT;
-    else if (!strcmp(m, "edge")) *mode = PAD_EDGE;
-    else if (!strcmp(m, "wrap")) *mode = PAD_WRAP;
+    if (!strcmp(m, "constant")) *mode = GF_PAD_CONSTANT;
+    else if (!strcmp(m, "reflect")) *mode = GF_PAD_REFLECT;
+    else if (!strcmp(m, "edge")) *mode = GF_PAD_EDGE;
+    else if (!strcmp(m, "wrap")) *mode = GF_PAD_WRAP;
     else return gf_fail(GF_ERR_INVALID, "unknown mode '%s'", m);
     return GF_OK;
 }
@@ -759,9 +756,7 @@ static gf_status pad_axes(const gf_op_ctx *ctx, int *axes, int *n_axes, int *dyn
     return st;
 }
 
-/* Pads as attributes (opset 1 "paddings", 2-10 "pads") or input 1 (11+),
- * and the output shape. Sets *dynamic when an input's values are not known yet. */
-static gf_status pad_plan_of(const gf_op_ctx *ctx, pad_plan *p, int *dynamic)
+gf_status gf_pad_plan_of(const gf_op_ctx *ctx, gf_pad_plan *p, int *dynamic)
 {
     const gf_tensor *x = ctx->inputs[0];
     int64_t pads[2 * GF_MAX_RANK];
@@ -794,9 +789,9 @@ static gf_status pad_plan_of(const gf_op_ctx *ctx, pad_plan *p, int *dynamic)
             return gf_fail(GF_ERR_SHAPE, "pads (%lld, %lld) do not fit axis %d of size %lld", (long long)b, (long long)e, d, (long long)dim);
         /* Edge and reflect read only what cropping (negative pads) leaves, as onnxruntime does. */
         int64_t kept = dim + (b < 0 ? b : 0) + (e < 0 ? e : 0);
-        if (p->mode != PAD_CONSTANT && p->dims[d] > 0 && (b > 0 || e > 0)) {
+        if (p->mode != GF_PAD_CONSTANT && p->dims[d] > 0 && (b > 0 || e > 0)) {
             if (kept < 1) return gf_fail(GF_ERR_INVALID, "cannot extend axis %d by edge, reflect or wrap: nothing of it is left", d);
-            if (p->mode == PAD_REFLECT && (b > kept - 1 || e > kept - 1))
+            if (p->mode == GF_PAD_REFLECT && (b > kept - 1 || e > kept - 1))
                 return gf_fail(GF_ERR_INVALID, "reflect pads (%lld, %lld) on axis %d must be smaller than its length %lld",
                                (long long)b, (long long)e, d, (long long)kept);
         }
@@ -812,16 +807,15 @@ static gf_status pad_infer(gf_op_ctx *ctx)
     if (value && (value->dtype != x->dtype || gf_tensor_numel(value) > 1))
         return gf_fail(GF_ERR_INVALID, "constant_value must be one %s, is %s with %lld elements", gf_dtype_name(x->dtype),
                        gf_dtype_name(value->dtype), (long long)gf_tensor_numel(value));
-    pad_plan p;
+    gf_pad_plan p;
     int dynamic;
-    if ((st = pad_plan_of(ctx, &p, &dynamic))) return st;
+    if ((st = gf_pad_plan_of(ctx, &p, &dynamic))) return st;
     if (dynamic) gf_set_dynamic(ctx->outputs[0], x->dtype);
     else gf_set_shape(ctx->outputs[0], x->dtype, x->rank, p.dims);
     return GF_OK;
 }
 
-/* The value padding writes, as bytes of the data's type. */
-static void pad_value(const gf_op_ctx *ctx, unsigned char *value)
+void gf_pad_value(const gf_op_ctx *ctx, unsigned char *value)
 {
     const gf_tensor *x = ctx->inputs[0], *given = ctx->n_inputs > 2 ? ctx->inputs[2] : NULL;
     memset(value, 0, 16);
@@ -833,29 +827,26 @@ static void pad_value(const gf_op_ctx *ctx, unsigned char *value)
     }
 }
 
-/* Where output position o along an axis reads from, or -1 for the constant.
- * Negative pads crop first: [lo, lo + kept) is what is left of the axis. The
- * edge and reflect formulas read inside it as long as pad_plan_of's checks hold. */
-static int64_t pad_source(int64_t o, int64_t begin, int64_t end, int64_t dim, pad_mode mode)
+int64_t gf_pad_source(int64_t o, int64_t begin, int64_t end, int64_t dim, gf_pad_mode mode)
 {
     int64_t i = o - begin;
     if (i >= 0 && i < dim) return i;
     int64_t lo = begin < 0 ? -begin : 0, kept = dim + (begin < 0 ? begin : 0) + (end < 0 ? end : 0);
     switch (mode) {
-    case PAD_EDGE: return i < 0 ? 0 : dim - 1;
-    case PAD_REFLECT: return i < 0 ? -i : 2 * (dim - 1) - i;
-    case PAD_WRAP: return lo + ((i - lo) % kept + kept) % kept;
+    case GF_PAD_EDGE: return i < 0 ? 0 : dim - 1;
+    case GF_PAD_REFLECT: return i < 0 ? -i : 2 * (dim - 1) - i;
+    case GF_PAD_WRAP: return lo + ((i - lo) % kept + kept) % kept;
     default: return -1;
     }
 }
 
 static gf_status pad_cpu(gf_op_ctx *ctx)
 {
-    pad_plan p;
+    gf_pad_plan p;
     int dynamic;
     const gf_tensor *x = ctx->inputs[0];
     gf_tensor *y = ctx->outputs[0];
-    gf_status st = pad_plan_of(ctx, &p, &dynamic);
+    gf_status st = gf_pad_plan_of(ctx, &p, &dynamic);
     if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "pads are still unknown while running");
     int64_t numel = gf_tensor_numel(y), e = (int64_t)gf_dtype_size(x->dtype);
     if (st || numel == 0) return st;
@@ -865,7 +856,7 @@ static gf_status pad_cpu(gf_op_ctx *ctx)
         return GF_OK;
     }
     unsigned char value[16];
-    pad_value(ctx, value);
+    gf_pad_value(ctx, value);
     /* map[d][o]: the input index that output index o of axis d reads, -1 for the constant. */
     int64_t total = 0, *map[GF_MAX_RANK], xs[GF_MAX_RANK];
     for (int d = 0; d < r; d++) total += y->dims[d];
@@ -873,7 +864,7 @@ static gf_status pad_cpu(gf_op_ctx *ctx)
     if (!maps) return gf_fail(GF_ERR_NOMEM, "out of memory");
     for (int d = 0; d < r; d++) {
         map[d] = d ? map[d - 1] + y->dims[d - 1] : maps;
-        for (int64_t o = 0; o < y->dims[d]; o++) map[d][o] = pad_source(o, p.begin[d], p.end[d], x->dims[d], p.mode);
+        for (int64_t o = 0; o < y->dims[d]; o++) map[d][o] = gf_pad_source(o, p.begin[d], p.end[d], x->dims[d], p.mode);
     }
     strides_of(x, xs);
     int64_t n = y->dims[r - 1], rows = numel / n;

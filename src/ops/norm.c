@@ -1,7 +1,7 @@
 /* Normalizations: BatchNormalization, InstanceNormalization, LayerNormalization,
  * LpNormalization, LRN and MeanVarianceNormalization. Float32 only; statistics
  * are accumulated in double. */
-#include "op.h"
+#include "norm.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -41,15 +41,7 @@ static void mean_var(const float *x, int64_t n, int64_t stride, double *mean, do
 
 /* ---- BatchNormalization ---- */
 
-/* X viewed as [n, c, inner]; the four parameter vectors have c elements. With
- * opset 6-8's spatial=0 the statistics are per (channel, position), which is
- * the same loop with c = C * spatial size and inner = 1. */
-typedef struct bn_view {
-    int64_t n, c, inner;
-    int training;
-} bn_view;
-
-static gf_status bn_view_of(const gf_op_ctx *ctx, bn_view *v)
+gf_status gf_bn_view_of(const gf_op_ctx *ctx, gf_bn_view *v)
 {
     const gf_node *node = ctx->node;
     const gf_tensor *x = ctx->inputs[0];
@@ -85,8 +77,8 @@ static gf_status bn_infer(gf_op_ctx *ctx)
 {
     gf_status st = gf_check_inputs(ctx, 5, 5);
     if (st || (st = check_float_inputs(ctx))) return st;
-    bn_view v;
-    if ((st = bn_view_of(ctx, &v))) return st;
+    gf_bn_view v;
+    if ((st = gf_bn_view_of(ctx, &v))) return st;
     static const char *const names[] = {"X", "scale", "B", "input_mean", "input_var"};
     for (int i = 1; i < 5; i++)
         if (gf_tensor_numel(ctx->inputs[i]) != v.c)
@@ -99,7 +91,7 @@ static gf_status bn_infer(gf_op_ctx *ctx)
 }
 
 /* y = x * a + b per channel, with a = scale / sqrt(var + eps), b = B - mean * a. */
-static void bn_apply(const bn_view *v, const float *x, float *y, const float *scale, const float *bias,
+static void bn_apply(const gf_bn_view *v, const float *x, float *y, const float *scale, const float *bias,
                      const float *mean, const float *var, float eps)
 {
     #pragma omp parallel for schedule(static) if (v->n * v->c * v->inner > 32768)
@@ -114,7 +106,7 @@ static void bn_apply(const bn_view *v, const float *x, float *y, const float *sc
 }
 
 /* Batch statistics per channel over N and the spatial positions (biased variance). */
-static void bn_batch_stats(const bn_view *v, const float *x, float *mean, float *var)
+static void bn_batch_stats(const gf_bn_view *v, const float *x, float *mean, float *var)
 {
     #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < v->c; c++) {
@@ -134,8 +126,8 @@ static void bn_batch_stats(const bn_view *v, const float *x, float *mean, float 
 
 static gf_status bn_cpu(gf_op_ctx *ctx)
 {
-    bn_view v;
-    gf_status st = bn_view_of(ctx, &v);
+    gf_bn_view v;
+    gf_status st = gf_bn_view_of(ctx, &v);
     if (st) return st;
     const float *x = ctx->inputs[0]->data, *scale = ctx->inputs[1]->data, *bias = ctx->inputs[2]->data;
     const float *mean = ctx->inputs[3]->data, *var = ctx->inputs[4]->data;

@@ -8,7 +8,7 @@
  * axes, contiguous or not, with one loop; each op only says how to start,
  * accumulate a block and finish. Floating types accumulate in double;
  * int32/int64 in 64-bit integers, wrapping like the stored type would. */
-#include "op.h"
+#include "reduce.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -50,12 +50,7 @@ static int is_integer(gf_dtype t) { return t == GF_INT32 || t == GF_INT64; }
 
 /* ---- which axes, and the output shape ---- */
 
-typedef struct reduce_axes {
-    int keepdims;
-    unsigned char reduced[GF_MAX_RANK];
-} reduce_axes;
-
-static gf_status mark_axis(const gf_op_ctx *ctx, int64_t axis, int rank, reduce_axes *r)
+static gf_status mark_axis(const gf_op_ctx *ctx, int64_t axis, int rank, gf_reduce_axes *r)
 {
     int a;
     gf_status st = gf_axis(ctx, axis, rank, &a);
@@ -65,9 +60,7 @@ static gf_status mark_axis(const gf_op_ctx *ctx, int64_t axis, int rank, reduce_
     return GF_OK;
 }
 
-/* Reads the axes from the attribute or input 1. Sets *dynamic when they are
- * an input whose value is not known yet. */
-static gf_status read_axes(const gf_op_ctx *ctx, int axes_as_input, reduce_axes *r, int *dynamic)
+gf_status gf_reduce_read_axes(const gf_op_ctx *ctx, int axes_as_input, gf_reduce_axes *r, int *dynamic)
 {
     const gf_tensor *x = ctx->inputs[0];
     memset(r, 0, sizeof *r);
@@ -105,7 +98,7 @@ static gf_status read_axes(const gf_op_ctx *ctx, int axes_as_input, reduce_axes 
     return GF_OK;
 }
 
-static void reduced_shape(const gf_tensor *x, const reduce_axes *r, int *rank, int64_t *dims)
+static void reduced_shape(const gf_tensor *x, const gf_reduce_axes *r, int *rank, int64_t *dims)
 {
     int n = 0;
     for (int d = 0; d < x->rank; d++) {
@@ -378,7 +371,7 @@ static void reduce_integer(const gf_tensor *x, gf_tensor *y, const reduce_geom *
 
 /* ---- ReduceX ---- */
 
-static gf_status reduce_setup(gf_op_ctx *ctx, const reducer **red, reduce_axes *axes, int *dynamic)
+static gf_status reduce_setup(gf_op_ctx *ctx, const reducer **red, gf_reduce_axes *axes, int *dynamic)
 {
     *red = find_reducer(ctx->node->op_type);
     if (!*red) return gf_fail(GF_ERR_UNSUPPORTED, "no reducer for %s", ctx->node->op_type);
@@ -392,13 +385,13 @@ static gf_status reduce_setup(gf_op_ctx *ctx, const reducer **red, reduce_axes *
     if (is_integer(t) && !(*red)->integer_ok)
         return gf_fail(GF_ERR_UNSUPPORTED, "%s on integer element type %s is not supported",
                        ctx->node->op_type, gf_dtype_name(t));
-    return read_axes(ctx, axes_as_input, axes, dynamic);
+    return gf_reduce_read_axes(ctx, axes_as_input, axes, dynamic);
 }
 
 static gf_status reduce_infer(gf_op_ctx *ctx)
 {
     const reducer *red;
-    reduce_axes axes;
+    gf_reduce_axes axes;
     int dynamic;
     gf_status st = reduce_setup(ctx, &red, &axes, &dynamic);
     if (st) return st;
@@ -417,7 +410,7 @@ static gf_status reduce_infer(gf_op_ctx *ctx)
 static gf_status reduce_cpu(gf_op_ctx *ctx)
 {
     const reducer *red;
-    reduce_axes axes;
+    gf_reduce_axes axes;
     int dynamic;
     gf_status st = reduce_setup(ctx, &red, &axes, &dynamic);
     if (st) return st;
@@ -460,7 +453,7 @@ static gf_status arg_infer(gf_op_ctx *ctx)
     arg_params p;
     gf_status st = arg_setup(ctx, &p);
     if (st) return st;
-    reduce_axes axes = {0};
+    gf_reduce_axes axes = {0};
     axes.keepdims = p.keepdims;
     axes.reduced[p.axis] = 1;
     int rank;

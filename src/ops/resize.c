@@ -122,13 +122,18 @@ static gf_status read_old_params(const gf_op_ctx *ctx, int rank, gf_resize_param
     return check_params(ctx, rank, p);
 }
 
-static gf_status read_params(const gf_op_ctx *ctx, gf_resize_params *p)
+gf_status gf_resize_node_params(const gf_op_ctx *ctx, gf_resize_params *p)
 {
     if (ctx->n_inputs < 1 || !ctx->inputs[0]) return gf_fail(GF_ERR_INVALID, "input X is required");
     int rank = ctx->inputs[0]->rank;
-    gf_status st;
-    if (old_semantics(ctx)) st = read_old_params(ctx, rank, p);
-    else if (!(st = gf_check_inputs(ctx, 1, 4))) st = gf_resize_params_of(ctx, 1, rank, p);
+    if (old_semantics(ctx)) return read_old_params(ctx, rank, p);
+    gf_status st = gf_check_inputs(ctx, 1, 4);
+    return st ? st : gf_resize_params_of(ctx, 1, rank, p);
+}
+
+static gf_status read_params(const gf_op_ctx *ctx, gf_resize_params *p)
+{
+    gf_status st = gf_resize_node_params(ctx, p);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
     if (p->mode == GF_RESIZE_NEAREST ? gf_dtype_size(x->dtype) == 0 || x->dtype == GF_STRING

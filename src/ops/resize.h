@@ -1,6 +1,7 @@
-/* What resize.c shares with ResizeGrad (movement_grad.c): how Resize reads its
- * attributes and inputs, and the per-axis coordinate mapping and interpolation
- * taps. The gradient is the transpose of the same taps, so the two cannot drift. */
+/* What resize.c shares with ResizeGrad (movement_grad.c) and with the CUDA twins
+ * (cuda/resize.cu, cuda/movement_grad.cu): how Resize reads its attributes and
+ * inputs, and the per-axis coordinate mapping and interpolation taps. The gradient is
+ * the transpose of the same taps, so the two cannot drift. */
 #ifndef GF_RESIZE_H
 #define GF_RESIZE_H
 
@@ -51,6 +52,9 @@ typedef struct gf_resize_axis {
  * input of the given rank. Refuses the opset 18 additions (antialias, axes,
  * keep_aspect_ratio_policy) as unsupported. */
 gf_status gf_resize_params_of(const gf_op_ctx *ctx, int first, int rank, gf_resize_params *p);
+/* A Resize or Upsample node's parameters, any opset: checks X and the inputs the opset
+ * takes (the older fixed semantics for Upsample and Resize-10), not X's element type. */
+gf_status gf_resize_node_params(const gf_op_ctx *ctx, gf_resize_params *p);
 /* Whether the values that decide the output shape (scales or sizes) are known. */
 int gf_resize_shape_known(const gf_resize_params *p);
 /* Fills each axis's map for an input of shape rank/dims. Needs gf_resize_shape_known(). */

@@ -7,7 +7,7 @@
  * are known (constants at plan time, every input when the session runs a
  * dynamic node); otherwise infer marks the output GF_RANK_DYNAMIC and the
  * session calls infer again once the values exist. */
-#include "op.h"
+#include "shape.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -64,7 +64,7 @@ static void fill_elements(void *dst, int64_t n, const void *value, size_t esize)
 
 /* ---- Shape, Size ---- */
 
-static void shape_range(const gf_op_ctx *ctx, int rank, int64_t *start, int64_t *end)
+void gf_shape_range(const gf_op_ctx *ctx, int rank, int64_t *start, int64_t *end)
 {
     int64_t s = gf_attr_int(ctx->node, "start", 0), e = gf_attr_int(ctx->node, "end", rank);
     if (s < 0) s += rank;
@@ -78,7 +78,7 @@ static gf_status shape_infer(gf_op_ctx *ctx)
     gf_status st = gf_check_inputs(ctx, 1, 1);
     if (st) return st;
     int64_t start, end;
-    shape_range(ctx, ctx->inputs[0]->rank, &start, &end);
+    gf_shape_range(ctx, ctx->inputs[0]->rank, &start, &end);
     int64_t n = end > start ? end - start : 0;
     gf_set_shape(out0(ctx), GF_INT64, 1, &n);
     return GF_OK;
@@ -87,7 +87,7 @@ static gf_status shape_infer(gf_op_ctx *ctx)
 static gf_status shape_cpu(gf_op_ctx *ctx)
 {
     int64_t start, end, *o = out0(ctx)->data;
-    shape_range(ctx, ctx->inputs[0]->rank, &start, &end);
+    gf_shape_range(ctx, ctx->inputs[0]->rank, &start, &end);
     for (int64_t d = start; d < end; d++) o[d - start] = ctx->inputs[0]->dims[d];
     return GF_OK;
 }
@@ -273,7 +273,7 @@ static gf_status identity_infer(gf_op_ctx *ctx)
 
 /* ---- Transpose, Expand ---- */
 
-static gf_status read_perm(const gf_op_ctx *ctx, int rank, int *perm)
+gf_status gf_transpose_perm(const gf_op_ctx *ctx, int rank, int *perm)
 {
     int n;
     const int64_t *attr = gf_attr_ints(ctx->node, "perm", &n);
@@ -297,7 +297,7 @@ static gf_status transpose_infer(gf_op_ctx *ctx)
     gf_status st = gf_check_inputs(ctx, 1, 1);
     const gf_tensor *x = ctx->inputs[0];
     int perm[GF_MAX_RANK];
-    if (!st) st = read_perm(ctx, x->rank, perm);
+    if (!st) st = gf_transpose_perm(ctx, x->rank, perm);
     if (st) return st;
     int64_t dims[GF_MAX_RANK];
     for (int d = 0; d < x->rank; d++) dims[d] = x->dims[perm[d]];
@@ -309,7 +309,7 @@ static gf_status transpose_cpu(gf_op_ctx *ctx)
 {
     const gf_tensor *x = ctx->inputs[0];
     int perm[GF_MAX_RANK];
-    gf_status st = read_perm(ctx, x->rank, perm);
+    gf_status st = gf_transpose_perm(ctx, x->rank, perm);
     if (st) return st;
     int64_t in_strides[GF_MAX_RANK], strides[GF_MAX_RANK], s = 1;
     for (int d = x->rank - 1; d >= 0; d--) {
@@ -351,8 +351,7 @@ static gf_status expand_cpu(gf_op_ctx *ctx)
 
 /* ---- Constant, ConstantOfShape, Range, EyeLike ---- */
 
-/* Constant's one value attribute as a tensor that points at the attribute's data. */
-static gf_status constant_value(const gf_node *n, gf_tensor *v)
+gf_status gf_constant_value(const gf_node *n, gf_tensor *v)
 {
     memset(v, 0, sizeof *v);
     if (n->n_attrs != 1) return gf_fail(GF_ERR_INVALID, "needs exactly one value attribute, has %d", n->n_attrs);
@@ -380,7 +379,7 @@ static gf_status constant_infer(gf_op_ctx *ctx)
 {
     gf_tensor v;
     gf_status st = gf_check_inputs(ctx, 0, 0);
-    if (!st) st = constant_value(ctx->node, &v);
+    if (!st) st = gf_constant_value(ctx->node, &v);
     if (!st) gf_set_like(out0(ctx), &v);
     return st;
 }
@@ -388,14 +387,13 @@ static gf_status constant_infer(gf_op_ctx *ctx)
 static gf_status constant_cpu(gf_op_ctx *ctx)
 {
     gf_tensor v;
-    gf_status st = constant_value(ctx->node, &v);
+    gf_status st = gf_constant_value(ctx->node, &v);
     size_t bytes = gf_tensor_nbytes(&v);
     if (!st && bytes) memcpy(out0(ctx)->data, v.data, bytes);
     return st;
 }
 
-/* ConstantOfShape's fill value: the `value` attribute (one element), or float 0. */
-static gf_status fill_value(const gf_node *n, gf_tensor *v)
+gf_status gf_constant_of_shape_value(const gf_node *n, gf_tensor *v)
 {
     static const float zero = 0;
     const gf_attr *a = gf_node_attr(n, "value");
@@ -415,7 +413,7 @@ static gf_status constant_of_shape_infer(gf_op_ctx *ctx)
 {
     gf_tensor v;
     gf_status st = gf_check_inputs(ctx, 1, 1);
-    if (!st) st = fill_value(ctx->node, &v);
+    if (!st) st = gf_constant_of_shape_value(ctx->node, &v);
     if (st) return st;
     if (!gf_values_known(ctx->inputs[0])) {
         gf_set_dynamic(out0(ctx), v.dtype);
@@ -431,7 +429,7 @@ static gf_status constant_of_shape_infer(gf_op_ctx *ctx)
 static gf_status constant_of_shape_cpu(gf_op_ctx *ctx)
 {
     gf_tensor v;
-    gf_status st = fill_value(ctx->node, &v);
+    gf_status st = gf_constant_of_shape_value(ctx->node, &v);
     if (!st) fill_elements(out0(ctx)->data, gf_tensor_numel(out0(ctx)), v.data, gf_dtype_size(v.dtype));
     return st;
 }
@@ -545,7 +543,7 @@ static gf_status optional_scalar(const gf_op_ctx *ctx, int i, const char *what, 
     return GF_OK;
 }
 
-static gf_status dropout_training_check(const gf_op_ctx *ctx)
+gf_status gf_dropout_inference_check(const gf_op_ctx *ctx)
 {
     int64_t training = 0;
     gf_status st = optional_scalar(ctx, 2, "training_mode", 0, &training);
@@ -557,7 +555,7 @@ static gf_status dropout_training_check(const gf_op_ctx *ctx)
 static gf_status dropout_infer(gf_op_ctx *ctx)
 {
     gf_status st = gf_check_inputs(ctx, 1, 3);
-    if (!st) st = dropout_training_check(ctx);
+    if (!st) st = gf_dropout_inference_check(ctx);
     if (st) return st;
     gf_set_like(out0(ctx), ctx->inputs[0]);
     /* The mask is bool from opset 10, the input's type before. */
@@ -569,7 +567,7 @@ static gf_status dropout_infer(gf_op_ctx *ctx)
 
 static gf_status dropout_cpu(gf_op_ctx *ctx)
 {
-    gf_status st = dropout_training_check(ctx);
+    gf_status st = gf_dropout_inference_check(ctx);
     if (!st) st = copy_input(ctx);
     /* The mask says every element was kept: true from opset 12. Before, the
      * spec leaves it unfilled in inference and onnxruntime writes zeros; so do we. */

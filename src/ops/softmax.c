@@ -5,18 +5,23 @@
  * 13 on it runs along the single axis `axis` (default -1). Both are the same
  * loop over an (outer, n, inner) view: the old form has inner = 1 and n the
  * product of the trailing dims. */
-#include "op.h"
+#include "softmax.h"
 
 #include <math.h>
 
 typedef enum softmax_kind { SOFTMAX, LOG_SOFTMAX, HARDMAX } softmax_kind;
 
-/* The (outer, n, inner) view of the input that the op reduces over n. */
-typedef struct softmax_view {
-    int64_t outer, n, inner;
-} softmax_view;
+void gf_softmax_split(int rank, const int64_t *dims, int axis, int coerce_2d, gf_softmax_view *v)
+{
+    v->outer = v->n = v->inner = 1;
+    for (int d = 0; d < rank; d++) {
+        if (d < axis) v->outer *= dims[d];
+        else if (d == axis || coerce_2d) v->n *= dims[d];
+        else v->inner *= dims[d];
+    }
+}
 
-static gf_status softmax_view_of(const gf_op_ctx *ctx, softmax_view *v)
+gf_status gf_softmax_view_of(const gf_op_ctx *ctx, gf_softmax_view *v)
 {
     const gf_tensor *x = ctx->inputs[0];
     int coerce_2d = ctx->node->opset < 13;
@@ -24,12 +29,7 @@ static gf_status softmax_view_of(const gf_op_ctx *ctx, softmax_view *v)
     gf_status st = gf_axis(ctx, gf_attr_int(ctx->node, "axis", coerce_2d ? 1 : -1), x->rank, &axis);
     if (st) return st;
     if (x->rank == 0) return gf_fail(GF_ERR_SHAPE, "input is a scalar; it needs at least one axis");
-    v->outer = v->n = v->inner = 1;
-    for (int d = 0; d < x->rank; d++) {
-        if (d < axis) v->outer *= x->dims[d];
-        else if (d == axis || coerce_2d) v->n *= x->dims[d];
-        else v->inner *= x->dims[d];
-    }
+    gf_softmax_split(x->rank, x->dims, axis, coerce_2d, v);
     return GF_OK;
 }
 
@@ -39,8 +39,8 @@ static gf_status softmax_infer(gf_op_ctx *ctx)
     if (st) return st;
     static const gf_dtype allowed[] = {GF_FLOAT, GF_UNDEFINED};
     if ((st = gf_check_dtype(ctx, 0, allowed))) return st;
-    softmax_view v;
-    if ((st = softmax_view_of(ctx, &v))) return st;
+    gf_softmax_view v;
+    if ((st = gf_softmax_view_of(ctx, &v))) return st;
     gf_set_like(ctx->outputs[0], ctx->inputs[0]);
     return GF_OK;
 }
@@ -73,8 +73,8 @@ static void softmax_line(softmax_kind kind, const float *x, float *y, int64_t n,
 
 static gf_status softmax_run(gf_op_ctx *ctx, softmax_kind kind)
 {
-    softmax_view v;
-    gf_status st = softmax_view_of(ctx, &v);
+    gf_softmax_view v;
+    gf_status st = gf_softmax_view_of(ctx, &v);
     if (st) return st;
     if (v.n == 0) return GF_OK;
     const float *x = ctx->inputs[0]->data;

@@ -10,82 +10,9 @@
  * all, as the reference does. TF32 only with GRAFT_CUDA_TF32=1. */
 #include "cuda_util.cuh"
 
+#include "../gemm.h"
+
 #include <limits.h>
-#include <string.h>
-
-typedef struct gemm_shape {
-    int64_t m, n, k;
-    int trans_a, trans_b;
-} gemm_shape;
-
-typedef struct batch_plan {
-    gemm_shape shape;
-    int64_t count;
-    int rank;
-    int64_t dims[GF_MAX_RANK];
-    int64_t a_strides[GF_MAX_RANK], b_strides[GF_MAX_RANK]; /* in matrices; 0 where broadcast */
-} batch_plan;
-
-/* ---- the plans, as gemm.c makes them ---- */
-
-static gf_status gemm_plan(const gf_op_ctx *ctx, batch_plan *p)
-{
-    const gf_tensor *a = ctx->inputs[0], *b = ctx->inputs[1];
-    if (a->rank != 2 || b->rank != 2)
-        return gf_fail(GF_ERR_SHAPE, "A and B must be matrices; they have ranks %d and %d", a->rank, b->rank);
-    gemm_shape *s = &p->shape;
-    s->trans_a = gf_attr_int(ctx->node, "transA", 0) != 0;
-    s->trans_b = gf_attr_int(ctx->node, "transB", 0) != 0;
-    s->m = a->dims[s->trans_a];
-    s->k = a->dims[!s->trans_a];
-    s->n = b->dims[!s->trans_b];
-    int64_t kb = b->dims[s->trans_b];
-    if (kb != s->k)
-        return gf_fail(GF_ERR_SHAPE, "A%s has %lld columns but B%s has %lld rows", s->trans_a ? "'" : "",
-                       (long long)s->k, s->trans_b ? "'" : "", (long long)kb);
-    p->count = 1;
-    p->rank = 0;
-    return GF_OK;
-}
-
-static gf_status matmul_plan(const gf_tensor *a, const gf_tensor *b, batch_plan *p)
-{
-    if (a->rank < 1 || b->rank < 1)
-        return gf_fail(GF_ERR_SHAPE, "MatMul's inputs need at least one dim; they have ranks %d and %d", a->rank,
-                       b->rank);
-    gemm_shape *s = &p->shape;
-    s->trans_a = s->trans_b = 0;
-    s->m = a->rank > 1 ? a->dims[a->rank - 2] : 1;
-    s->k = a->dims[a->rank - 1];
-    s->n = b->rank > 1 ? b->dims[b->rank - 1] : 1;
-    int64_t kb = b->dims[b->rank > 1 ? b->rank - 2 : 0];
-    if (kb != s->k) {
-        char sa[128], sb[128];
-        return gf_fail(GF_ERR_SHAPE, "A %s has %lld columns but B %s has %lld rows", gf_shape_str(a, sa, sizeof sa),
-                       (long long)s->k, gf_shape_str(b, sb, sizeof sb), (long long)kb);
-    }
-    gf_tensor a_batch, b_batch;
-    memset(&a_batch, 0, sizeof a_batch);
-    memset(&b_batch, 0, sizeof b_batch);
-    a_batch.rank = a->rank > 2 ? a->rank - 2 : 0;
-    b_batch.rank = b->rank > 2 ? b->rank - 2 : 0;
-    memcpy(a_batch.dims, a->dims, sizeof(int64_t) * a_batch.rank);
-    memcpy(b_batch.dims, b->dims, sizeof(int64_t) * b_batch.rank);
-    gf_status st = gf_broadcast_shape(&a_batch, &b_batch, &p->rank, p->dims);
-    if (st) return st;
-    gf_broadcast_strides(&a_batch, p->rank, p->dims, p->a_strides);
-    gf_broadcast_strides(&b_batch, p->rank, p->dims, p->b_strides);
-    p->count = 1;
-    for (int d = 0; d < p->rank; d++) p->count *= p->dims[d];
-    int b_shared = 1;
-    for (int d = 0; d < p->rank; d++) b_shared &= p->b_strides[d] == 0;
-    if (p->count > 1 && b_shared && gf_tensor_numel(&a_batch) == p->count) {
-        s->m *= p->count;
-        p->count = 1;
-        p->rank = 0;
-    }
-    return GF_OK;
-}
 
 /* ---- cuBLAS ---- */
 
@@ -95,7 +22,7 @@ __global__ void scale_kernel(float *y, int64_t n, double f)
 }
 
 /* `batch` products Y_i = alpha op(A_i) op(B_i) + beta Y_i, matrices stride_* elements apart. */
-static gf_status sgemm(const gf_op_ctx *ctx, gf_cuda_ctx *cu, const gemm_shape *s, float alpha, const float *a,
+static gf_status sgemm(const gf_op_ctx *ctx, gf_cuda_ctx *cu, const gf_gemm_shape *s, float alpha, const float *a,
                        long long stride_a, const float *b, long long stride_b, float beta, float *y, long long stride_y,
                        int64_t batch)
 {
@@ -115,8 +42,8 @@ static gf_status sgemm(const gf_op_ctx *ctx, gf_cuda_ctx *cu, const gemm_shape *
 
 static gf_status gemm_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    batch_plan p;
-    gf_status st = gemm_plan(ctx, &p);
+    gf_gemm_batches p;
+    gf_status st = gf_gemm_plan(ctx, &p);
     if (st) return gf_cuda_node_context(ctx, st);
     gf_tensor *y = ctx->outputs[0];
     const gf_tensor *c = ctx->n_inputs > 2 ? ctx->inputs[2] : NULL;
@@ -144,12 +71,14 @@ static gf_status gemm_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 
 static gf_status matmul_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    batch_plan p;
-    gf_status st = matmul_plan(ctx->inputs[0], ctx->inputs[1], &p);
+    gf_gemm_batches p;
+    int out_rank;
+    int64_t out_dims[GF_MAX_RANK];
+    gf_status st = gf_matmul_plan(ctx->inputs[0], ctx->inputs[1], &p, &out_rank, out_dims);
     if (st) return gf_cuda_node_context(ctx, st);
     gf_tensor *y = ctx->outputs[0];
     if (gf_tensor_numel(y) == 0) return GF_OK;
-    const gemm_shape *s = &p.shape;
+    const gf_gemm_shape *s = &p.shape;
     const float *a = (const float *)ctx->inputs[0]->data, *b = (const float *)ctx->inputs[1]->data;
     float *yd = (float *)y->data;
     if (s->k == 0) return gf_cuda_zero(ctx, cu, y->data, gf_tensor_nbytes(y));

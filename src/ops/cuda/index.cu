@@ -22,19 +22,10 @@ static int64_t span(const int64_t *dims, int lo, int hi)
 
 /* ---- Concat ---- */
 
-static gf_status concat_axis(const gf_op_ctx *ctx, int *axis)
-{
-    const gf_tensor *first = ctx->inputs[0];
-    if (first->rank < 1) return gf_fail(GF_ERR_INVALID, "cannot concatenate scalars");
-    int64_t a = gf_attr_int(ctx->node, "axis", ctx->node->opset < 4 ? 1 : INT64_MIN);
-    if (a == INT64_MIN) return gf_fail(GF_ERR_INVALID, "the axis attribute is required");
-    return gf_axis(ctx, a, first->rank, axis);
-}
-
 static gf_status concat_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
     int axis;
-    gf_status st = ctx->n_inputs < 1 ? gf_fail(GF_ERR_INVALID, "needs at least one input") : concat_axis(ctx, &axis);
+    gf_status st = ctx->n_inputs < 1 ? gf_fail(GF_ERR_INVALID, "needs at least one input") : gf_concat_axis(ctx, &axis);
     if (st) return gf_cuda_node_context(ctx, st);
     gf_tensor *y = ctx->outputs[0];
     size_t e = gf_dtype_size(y->dtype);
@@ -52,63 +43,14 @@ static gf_status concat_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 
 /* ---- Split ---- */
 
-/* index.c's split_sizes. */
-static gf_status split_sizes(const gf_op_ctx *ctx, int *axis, int64_t *sizes)
-{
-    const gf_tensor *x = ctx->inputs[0];
-    int n = ctx->n_outputs, count = 0;
-    if (x->rank < 1) return gf_fail(GF_ERR_INVALID, "cannot split a scalar");
-    if (n < 1) return gf_fail(GF_ERR_INVALID, "needs at least one output");
-    gf_status st = gf_axis(ctx, gf_attr_int(ctx->node, "axis", 0), x->rank, axis);
-    if (st) return st;
-    const gf_tensor *given = ctx->n_inputs > 1 ? ctx->inputs[1] : NULL;
-    if (given) {
-        if (given->rank == 1 && given->dims[0] != n && given->dims[0] != 0)
-            return gf_fail(GF_ERR_INVALID, "split has %lld sizes for %d outputs", (long long)given->dims[0], n);
-        if (!gf_values_known(given)) return gf_fail(GF_ERR_RUNTIME, "split sizes are still unknown while running");
-        if ((st = gf_read_ints(given, "split", sizes, n, &count))) return st;
-    } else if (ctx->node->opset < 13) {
-        const int64_t *attr = gf_attr_ints(ctx->node, "split", &count);
-        if (count > n) return gf_fail(GF_ERR_INVALID, "split has %d sizes for %d outputs", count, n);
-        if (count) memcpy(sizes, attr, (size_t)count * sizeof *sizes);
-    }
-    int64_t dim = x->dims[*axis];
-    if (count == 0 && ctx->node->opset >= 18) {
-        if (gf_attr_int(ctx->node, "num_outputs", -1) != n)
-            return gf_fail(GF_ERR_INVALID, "without a split input, num_outputs must be given and equal the %d outputs", n);
-        int64_t part = dim / n + (dim % n != 0);
-        for (int k = 0; k < n; k++) sizes[k] = k < n - 1 ? part : dim - part * (n - 1);
-        if (sizes[n - 1] < 0)
-            return gf_fail(GF_ERR_SHAPE, "axis %d of size %lld does not split into %d parts of %lld", *axis,
-                           (long long)dim, n, (long long)part);
-        return GF_OK;
-    }
-    if (count == 0) {
-        if (dim % n)
-            return gf_fail(GF_ERR_SHAPE, "axis %d of size %lld does not split into %d equal parts", *axis, (long long)dim, n);
-        for (int k = 0; k < n; k++) sizes[k] = dim / n;
-        return GF_OK;
-    }
-    if (count != n) return gf_fail(GF_ERR_INVALID, "split has %d sizes for %d outputs", count, n);
-    int64_t sum = 0;
-    for (int k = 0; k < n; k++) {
-        if (sizes[k] < 0 || sizes[k] > dim - sum)
-            return gf_fail(GF_ERR_SHAPE, "split sizes do not fit axis %d of size %lld (size %d is %lld)", *axis,
-                           (long long)dim, k, (long long)sizes[k]);
-        sum += sizes[k];
-    }
-    if (sum != dim)
-        return gf_fail(GF_ERR_SHAPE, "split sizes add up to %lld, axis %d has %lld", (long long)sum, *axis, (long long)dim);
-    return GF_OK;
-}
-
 static gf_status split_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
     int64_t *sizes = (int64_t *)malloc((size_t)ctx->n_outputs * sizeof *sizes + 1);
     if (!sizes) return gf_cuda_node_fail(ctx, GF_ERR_NOMEM, "out of memory");
-    int axis;
+    int axis, dynamic;
     const gf_tensor *x = ctx->inputs[0];
-    gf_status st = split_sizes(ctx, &axis, sizes);
+    gf_status st = gf_split_sizes(ctx, &axis, sizes, &dynamic);
+    if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "split sizes are still unknown while running");
     if (st) st = gf_cuda_node_context(ctx, st);
     size_t e = gf_dtype_size(x->dtype);
     int64_t outer = span(x->dims, 0, axis), inner = span(x->dims, axis + 1, x->rank), row = x->dims[axis] * inner;
@@ -128,49 +70,14 @@ static gf_status split_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 
 /* ---- Slice ---- */
 
-static const char *const slice_names[] = {"starts", "ends", "axes", "steps"};
-
-/* The slice's plan: the bounds are inputs 1-4 from opset 10, attributes before (index.c's
- * slice_bounds_from_attrs, given here to gf_slice_plan_of as tensors over them). */
-static gf_status slice_plan(const gf_op_ctx *ctx, gf_slice_plan *p)
-{
-    const gf_tensor *x = ctx->inputs[0];
-    const gf_tensor *bounds[4] = {NULL, NULL, NULL, NULL};
-    gf_tensor attr[4];
-    if (ctx->node->opset >= 10) {
-        for (int k = 0; k < 4; k++) bounds[k] = ctx->n_inputs > k + 1 ? ctx->inputs[k + 1] : NULL;
-    } else {
-        for (int k = 0; k < 3; k++) {
-            int count;
-            const int64_t *v = gf_attr_ints(ctx->node, slice_names[k], &count);
-            if (!v) continue;
-            if (count > GF_MAX_RANK)
-                return gf_fail(GF_ERR_INVALID, "%s has %d values for rank %d", slice_names[k], count, x->rank);
-            memset(&attr[k], 0, sizeof attr[k]);
-            attr[k].dtype = GF_INT64;
-            attr[k].rank = 1;
-            attr[k].dims[0] = count;
-            attr[k].data = (void *)v;
-            bounds[k] = &attr[k];
-        }
-        if (!bounds[0] || !bounds[1]) return gf_fail(GF_ERR_INVALID, "starts and ends are required");
-    }
-    int dynamic;
-    gf_status st = gf_slice_plan_of(ctx, x->rank, x->dims, bounds, p, &dynamic);
-    if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "slice bounds are still unknown while running");
-    return st;
-}
-
 static gf_status slice_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    gf_slice_plan p;
     const gf_tensor *x = ctx->inputs[0];
     gf_tensor *y = ctx->outputs[0];
-    gf_status st = slice_plan(ctx, &p);
+    int64_t first, strides[GF_MAX_RANK];
+    gf_status st = gf_slice_node_view(ctx, &first, strides);
     if (st) return gf_cuda_node_context(ctx, st);
     if (gf_tensor_numel(y) == 0) return GF_OK;
-    int64_t first, strides[GF_MAX_RANK];
-    gf_slice_view(&p, x->rank, x->dims, &first, strides);
     size_t e = gf_dtype_size(x->dtype);
     return gf_cuda_copy_strided(ctx, cu, y->data, NULL, (const char *)x->data + first * (int64_t)e, strides, e,
                                 y->rank, y->dims);
@@ -209,8 +116,7 @@ static gf_status gather_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     const gf_tensor *x = ctx->inputs[0], *idx = ctx->inputs[1];
     gf_tensor *y = ctx->outputs[0];
     int axis;
-    gf_status st = x->rank < 1 ? gf_fail(GF_ERR_INVALID, "data must have rank 1 or more")
-                               : gf_axis(ctx, gf_attr_int(ctx->node, "axis", 0), x->rank, &axis);
+    gf_status st = gf_gather_axis(ctx, &axis);
     if (!st && idx->dtype != GF_INT32 && idx->dtype != GF_INT64)
         st = gf_fail(GF_ERR_UNSUPPORTED, "indices are %s; expected int32 or int64", gf_dtype_name(idx->dtype));
     if (st) return gf_cuda_node_context(ctx, st);
@@ -238,116 +144,6 @@ static gf_status gather_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 }
 
 /* ---- Pad ---- */
-
-typedef enum pad_mode { PAD_CONSTANT, PAD_REFLECT, PAD_EDGE, PAD_WRAP } pad_mode;
-
-typedef struct pad_plan {
-    pad_mode mode;
-    int64_t begin[GF_MAX_RANK], end[GF_MAX_RANK], dims[GF_MAX_RANK];
-} pad_plan;
-
-static gf_status pad_mode_of(const gf_op_ctx *ctx, pad_mode *mode)
-{
-    const char *m = gf_attr_string(ctx->node, "mode", "constant");
-    if (!strcmp(m, "constant")) *mode = PAD_CONSTANT;
-    else if (!strcmp(m, "reflect")) *mode = PAD_REFLECT;
-    else if (!strcmp(m, "edge")) *mode = PAD_EDGE;
-    else if (!strcmp(m, "wrap")) *mode = PAD_WRAP;
-    else return gf_fail(GF_ERR_INVALID, "unknown mode '%s'", m);
-    return GF_OK;
-}
-
-static gf_status pad_axes(const gf_op_ctx *ctx, int *axes, int *n_axes)
-{
-    int rank = ctx->inputs[0]->rank;
-    const gf_tensor *t = ctx->node->opset >= 18 && ctx->n_inputs > 3 ? ctx->inputs[3] : NULL;
-    *n_axes = rank;
-    for (int d = 0; d < rank; d++) axes[d] = d;
-    if (!t) return GF_OK;
-    if (!gf_values_known(t)) return gf_fail(GF_ERR_RUNTIME, "pads are still unknown while running");
-    int64_t v[GF_MAX_RANK];
-    unsigned char seen[GF_MAX_RANK] = {0};
-    gf_status st = gf_read_ints(t, "axes", v, GF_MAX_RANK, n_axes);
-    for (int i = 0; !st && i < *n_axes; i++) {
-        st = gf_axis(ctx, v[i], rank, &axes[i]);
-        if (!st && seen[axes[i]]) st = gf_fail(GF_ERR_INVALID, "axis %d is listed twice", axes[i]);
-        if (!st) seen[axes[i]] = 1;
-    }
-    return st;
-}
-
-/* index.c's pad_plan_of. */
-static gf_status pad_plan_of(const gf_op_ctx *ctx, pad_plan *p)
-{
-    const gf_tensor *x = ctx->inputs[0];
-    int64_t pads[2 * GF_MAX_RANK];
-    int n, axes[GF_MAX_RANK], n_axes;
-    gf_status st = pad_mode_of(ctx, &p->mode);
-    if (!st) st = pad_axes(ctx, axes, &n_axes);
-    if (st) return st;
-    if (ctx->node->opset < 11) {
-        const int64_t *attr = gf_attr_ints(ctx->node, ctx->node->opset < 2 ? "paddings" : "pads", &n);
-        if (!attr) return gf_fail(GF_ERR_INVALID, "the pads attribute is required");
-        if (n > 2 * GF_MAX_RANK) return gf_fail(GF_ERR_INVALID, "pads has %d values for rank %d", n, x->rank);
-        memcpy(pads, attr, (size_t)n * sizeof *pads);
-    } else if (!gf_values_known(ctx->inputs[1])) {
-        return gf_fail(GF_ERR_RUNTIME, "pads are still unknown while running");
-    } else if ((st = gf_read_ints(ctx->inputs[1], "pads", pads, 2 * GF_MAX_RANK, &n))) {
-        return st;
-    }
-    if (n != 2 * n_axes) return gf_fail(GF_ERR_INVALID, "pads has %d values; %d axes need %d", n, n_axes, 2 * n_axes);
-    for (int d = 0; d < x->rank; d++) p->begin[d] = p->end[d] = 0;
-    for (int i = 0; i < n_axes; i++) {
-        p->begin[axes[i]] = pads[i];
-        p->end[axes[i]] = pads[i + n_axes];
-    }
-    for (int d = 0; d < x->rank; d++) {
-        int64_t dim = x->dims[d], b = p->begin[d], e = p->end[d];
-        if (b < -dim || e < -dim || __builtin_add_overflow(dim, b, &p->dims[d]) ||
-            __builtin_add_overflow(p->dims[d], e, &p->dims[d]) || p->dims[d] < 0)
-            return gf_fail(GF_ERR_SHAPE, "pads (%lld, %lld) do not fit axis %d of size %lld", (long long)b, (long long)e, d,
-                           (long long)dim);
-        int64_t kept = dim + (b < 0 ? b : 0) + (e < 0 ? e : 0);
-        if (p->mode != PAD_CONSTANT && p->dims[d] > 0 && (b > 0 || e > 0)) {
-            if (kept < 1)
-                return gf_fail(GF_ERR_INVALID, "cannot extend axis %d by edge, reflect or wrap: nothing of it is left", d);
-            if (p->mode == PAD_REFLECT && (b > kept - 1 || e > kept - 1))
-                return gf_fail(GF_ERR_INVALID, "reflect pads (%lld, %lld) on axis %d must be smaller than its length %lld",
-                               (long long)b, (long long)e, d, (long long)kept);
-        }
-    }
-    return GF_OK;
-}
-
-/* index.c's pad_value: the bytes padding writes. */
-static void pad_value(const gf_op_ctx *ctx, unsigned char *value)
-{
-    const gf_tensor *x = ctx->inputs[0], *given = ctx->n_inputs > 2 ? ctx->inputs[2] : NULL;
-    memset(value, 0, 16);
-    if (ctx->node->opset < 11) {
-        gf_tensor v;
-        memset(&v, 0, sizeof v);
-        v.dtype = x->dtype;
-        v.data = value;
-        gf_num_set(&v, 0, gf_attr_float(ctx->node, "value", 0));
-    } else if (given && gf_tensor_numel(given) == 1) {
-        memcpy(value, given->data, gf_dtype_size(x->dtype));
-    }
-}
-
-/* index.c's pad_source. */
-static int64_t pad_source(int64_t o, int64_t begin, int64_t end, int64_t dim, pad_mode mode)
-{
-    int64_t i = o - begin;
-    if (i >= 0 && i < dim) return i;
-    int64_t lo = begin < 0 ? -begin : 0, kept = dim + (begin < 0 ? begin : 0) + (end < 0 ? end : 0);
-    switch (mode) {
-    case PAD_EDGE: return i < 0 ? 0 : dim - 1;
-    case PAD_REFLECT: return i < 0 ? -i : 2 * (dim - 1) - i;
-    case PAD_WRAP: return lo + ((i - lo) % kept + kept) % kept;
-    default: return -1;
-    }
-}
 
 struct pad_geom {
     int rank;
@@ -384,11 +180,13 @@ static void launch_pad(const void *x, void *y, const int64_t *maps, const pad_ge
 
 static gf_status pad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    pad_plan p;
+    gf_pad_plan p;
+    int dynamic;
     memset(&p, 0, sizeof p);
     const gf_tensor *x = ctx->inputs[0];
     gf_tensor *y = ctx->outputs[0];
-    gf_status st = pad_plan_of(ctx, &p);
+    gf_status st = gf_pad_plan_of(ctx, &p, &dynamic);
+    if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "pads are still unknown while running");
     if (st) return gf_cuda_node_context(ctx, st);
     int64_t numel = gf_tensor_numel(y);
     size_t e = gf_dtype_size(x->dtype);
@@ -396,7 +194,7 @@ static gf_status pad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     int r = y->rank;
     if (r == 0) return gf_cuda_copy_bytes(ctx, cu, y->data, x->data, e);
     unsigned char value[16];
-    pad_value(ctx, value);
+    gf_pad_value(ctx, value);
     pad_geom g;
     g.rank = r;
     int64_t total = 0, s = 1;
@@ -413,7 +211,7 @@ static gf_status pad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     if (!maps) return gf_cuda_node_fail(ctx, GF_ERR_NOMEM, "out of memory");
     for (int d = 0; d < r; d++)
         for (int64_t o = 0; o < y->dims[d]; o++)
-            maps[g.map_at[d] + o] = pad_source(o, p.begin[d], p.end[d], x->dims[d], p.mode);
+            maps[g.map_at[d] + o] = gf_pad_source(o, p.begin[d], p.end[d], x->dims[d], p.mode);
     int64_t *d_maps = NULL;
     st = gf_cuda_upload(ctx, cu, maps, (size_t)total * sizeof *maps, (void **)&d_maps);
     free(maps);

@@ -9,44 +9,7 @@
  * running = input * momentum + batch * (1 - momentum) in float. */
 #include "cuda_util.cuh"
 
-#include <string.h>
-
-/* norm.c's bn_view: X as [n, c, inner]; opset 6-8's spatial=0 makes c = C x spatial. */
-typedef struct bn_view {
-    int64_t n, c, inner;
-    int training;
-} bn_view;
-
-static gf_status bn_view_of(const gf_op_ctx *ctx, bn_view *v)
-{
-    const gf_node *node = ctx->node;
-    const gf_tensor *x = ctx->inputs[0];
-    if (x->rank < 2) return gf_fail(GF_ERR_SHAPE, "input X has rank %d; it needs [N, C, ...]", x->rank);
-    v->n = x->dims[0];
-    v->c = x->dims[1];
-    v->inner = 1;
-    for (int d = 2; d < x->rank; d++) v->inner *= x->dims[d];
-    if (node->opset < 9 && gf_attr_int(node, "spatial", 1) == 0) {
-        v->c *= v->inner;
-        v->inner = 1;
-    }
-    if (node->opset >= 14) {
-        v->training = gf_attr_int(node, "training_mode", 0) != 0;
-    } else if (node->opset < 7) {
-        v->training = gf_attr_int(node, "is_test", 0) == 0;
-    } else {
-        v->training = 0;
-        for (int i = 1; i < ctx->n_outputs; i++)
-            if (ctx->outputs[i]) v->training = 1;
-    }
-    if (v->training && node->opset < 14)
-        for (int i = 3; i < ctx->n_outputs; i++)
-            if (ctx->outputs[i])
-                return gf_fail(GF_ERR_UNSUPPORTED,
-                               "the saved_mean/saved_var outputs of opset %d training mode are not supported",
-                               node->opset);
-    return GF_OK;
-}
+#include "../norm.h"
 
 /* a = scale / sqrt(var + eps) (double, to float), b = B - mean * a (float). */
 __global__ void bn_coef_kernel(const float *scale, const float *bias, const float *mean, const float *var, float eps,
@@ -90,7 +53,7 @@ __global__ void bn_train_finish(const double *mean, const double *sq, double cou
     }
 }
 
-static gf_status bn_cudnn(gf_op_ctx *ctx, gf_cuda_ctx *cu, const bn_view *v, float eps)
+static gf_status bn_cudnn(gf_op_ctx *ctx, gf_cuda_ctx *cu, const gf_bn_view *v, float eps)
 {
     int dims[4] = {(int)v->n, (int)v->c, (int)v->inner, 1};
     cudnnTensorDescriptor_t xdesc = NULL, pdesc = NULL;
@@ -112,9 +75,9 @@ static gf_status bn_cudnn(gf_op_ctx *ctx, gf_cuda_ctx *cu, const bn_view *v, flo
 
 static gf_status bn_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    bn_view v = {0, 0, 0, 0};
+    gf_bn_view v = {0, 0, 0, 0};
     gf_status st = gf_check_inputs(ctx, 5, 5);
-    if (!st) st = bn_view_of(ctx, &v);
+    if (!st) st = gf_bn_view_of(ctx, &v);
     if (st) return gf_cuda_node_context(ctx, st);
     const float *x = (const float *)ctx->inputs[0]->data, *scale = (const float *)ctx->inputs[1]->data;
     const float *bias = (const float *)ctx->inputs[2]->data, *mean = (const float *)ctx->inputs[3]->data;

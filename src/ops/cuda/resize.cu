@@ -17,64 +17,13 @@ extern "C" {
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- resize.c's attribute reading ---- */
+/* ---- the parameters ---- */
 
-static int is_upsample(const gf_op_ctx *ctx) { return !strcmp(ctx->node->op_type, "Upsample"); }
-static int old_semantics(const gf_op_ctx *ctx) { return is_upsample(ctx) || ctx->node->opset < 11; }
-
-static gf_status check_params(const gf_op_ctx *ctx, int rank, const gf_resize_params *p)
-{
-    if (gf_attr_int(ctx->node, "antialias", 0) || gf_node_attr(ctx->node, "axes") ||
-        strcmp(gf_attr_string(ctx->node, "keep_aspect_ratio_policy", "stretch"), "stretch"))
-        return gf_fail(GF_ERR_UNSUPPORTED, "antialias, axes and keep_aspect_ratio_policy (opset 18) are not supported");
-    const gf_tensor *v = p->sizes ? p->sizes : p->scales;
-    if (v) {
-        if (p->sizes && v->dtype != GF_INT64) return gf_fail(GF_ERR_INVALID, "sizes must be int64");
-        if (p->scales && v->dtype != GF_FLOAT) return gf_fail(GF_ERR_INVALID, "scales must be float");
-        if (v->rank != 1 || v->dims[0] != rank)
-            return gf_fail(GF_ERR_INVALID, "%s needs %d values for an input of rank %d", p->sizes ? "sizes" : "scales",
-                           rank, rank);
-    }
-    if (p->coord == GF_COORD_TF_CROP_AND_RESIZE && (!p->roi || p->roi->rank != 1 || p->roi->dims[0] != 2 * rank))
-        return gf_fail(GF_ERR_INVALID, "tf_crop_and_resize needs roi with %d values", 2 * rank);
-    return GF_OK;
-}
-
-/* Upsample-7's scales attribute, Upsample-9's and Resize-10's scales input, with the
- * old fixed semantics (asymmetric coordinates, nearest rounding down when enlarging). */
-static gf_status read_old_params(const gf_op_ctx *ctx, int rank, gf_resize_params *p)
-{
-    memset(p, 0, sizeof *p);
-    gf_status st;
-    if (is_upsample(ctx) && ctx->node->opset < 9) {
-        if ((st = gf_check_inputs(ctx, 1, 1))) return st;
-        int n;
-        p->scale_attr = gf_attr_floats(ctx->node, "scales", &n);
-        if (!p->scale_attr || n != rank)
-            return gf_fail(GF_ERR_INVALID, "attribute scales needs %d values, has %d", rank, p->scale_attr ? n : 0);
-    } else {
-        if ((st = gf_check_inputs(ctx, 2, 2))) return st;
-        p->scales = ctx->inputs[1];
-    }
-    const char *mode = gf_attr_string(ctx->node, "mode", "nearest");
-    if (!strcmp(mode, "nearest")) p->mode = GF_RESIZE_NEAREST;
-    else if (!strcmp(mode, "linear")) p->mode = GF_RESIZE_LINEAR;
-    else return gf_fail(GF_ERR_INVALID, "unknown mode '%s'", mode);
-    p->coord = GF_COORD_ASYMMETRIC;
-    p->nearest = GF_NEAREST_SIMPLE;
-    p->cubic_a = gf_attr_float(ctx->node, "cubic_coeff_a", -0.75f);
-    p->exclude_outside = gf_attr_int(ctx->node, "exclude_outside", 0) != 0;
-    p->extrapolation = gf_attr_float(ctx->node, "extrapolation_value", 0.0f);
-    return check_params(ctx, rank, p);
-}
-
+/* resize.h's reading, then what the CUDA kernels add: nearest moves elements of 1, 2, 4
+ * or 8 bytes, linear and cubic take float32. */
 static gf_status read_params(const gf_op_ctx *ctx, gf_resize_params *p)
 {
-    if (ctx->n_inputs < 1 || !ctx->inputs[0]) return gf_fail(GF_ERR_INVALID, "input X is required");
-    int rank = ctx->inputs[0]->rank;
-    gf_status st;
-    if (old_semantics(ctx)) st = read_old_params(ctx, rank, p);
-    else if (!(st = gf_check_inputs(ctx, 1, 4))) st = gf_resize_params_of(ctx, 1, rank, p);
+    gf_status st = gf_resize_node_params(ctx, p);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[0];
     size_t e = gf_dtype_size(x->dtype);

@@ -1,5 +1,5 @@
 /* Softmax and LogSoftmax on float32 on the GPU (twin: ops/softmax.c), over the
- * (outer, n, inner) view softmax.c defines (coerced to 2-D before opset 13, one axis
+ * (outer, n, inner) view softmax.h defines (coerced to 2-D before opset 13, one axis
  * from 13). Per line, as the reference: the maximum (the first element unless a later
  * one is greater, so a NaN counts only when it comes first), e = expf(x - max) in
  * float, their sum in double, then y = e * (float)(1 / sum), or for LogSoftmax
@@ -7,29 +7,10 @@
  * strided lines (inner > 1) one thread each, reading across threads contiguously. */
 #include "cuda_util.cuh"
 
+#include "../softmax.h"
+
 #include <math.h>
 #include <string.h>
-
-typedef struct softmax_view {
-    int64_t outer, n, inner;
-} softmax_view;
-
-static gf_status softmax_view_of(const gf_op_ctx *ctx, softmax_view *v)
-{
-    const gf_tensor *x = ctx->inputs[0];
-    int coerce_2d = ctx->node->opset < 13;
-    int axis;
-    gf_status st = gf_axis(ctx, gf_attr_int(ctx->node, "axis", coerce_2d ? 1 : -1), x->rank, &axis);
-    if (st) return st;
-    if (x->rank == 0) return gf_fail(GF_ERR_SHAPE, "input is a scalar; it needs at least one axis");
-    v->outer = v->n = v->inner = 1;
-    for (int d = 0; d < x->rank; d++) {
-        if (d < axis) v->outer *= x->dims[d];
-        else if (d == axis || coerce_2d) v->n *= x->dims[d];
-        else v->inner *= x->dims[d];
-    }
-    return GF_OK;
-}
 
 /* A line of n values `stride` apart, by one thread. */
 __device__ inline void softmax_line(int log, const float *x, float *y, int64_t n, int64_t stride)
@@ -99,10 +80,10 @@ __global__ void softmax_warp_kernel(const float *x, float *y, int64_t n, int64_t
 
 static gf_status softmax_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    softmax_view v = {0, 0, 0};
+    gf_softmax_view v = {0, 0, 0};
     gf_status st = gf_check_inputs(ctx, 1, 1);
     if (!st) st = gf_cuda_check_float(ctx, 0, 1);
-    if (!st) st = softmax_view_of(ctx, &v);
+    if (!st) st = gf_softmax_view_of(ctx, &v);
     if (st) return gf_cuda_node_context(ctx, st);
     if (v.n == 0) return GF_OK;
     int log = !strcmp(ctx->node->op_type, "LogSoftmax");
