@@ -131,15 +131,6 @@ static gf_status run_reference(gf_op_ctx *ctx, const gf_conv_shape *sh)
 
 /* ---- oneDNN fast path ---- */
 
-enum { ACT_NONE, ACT_RELU, ACT_LEAKY };
-
-/* What FusedConv adds to a Conv; all zero for a Conv. */
-typedef struct conv_fusion {
-    int has_sum, act;
-    float alpha;
-    int winograd;   /* algorithm "winograd": oneDNN's Winograd convolution where it has one */
-} conv_fusion;
-
 /* Everything a plan depends on; all int64 so the key has no padding bytes. */
 typedef struct conv_key {
     int64_t node;   /* each node's plan holds its own reordered weights */
@@ -159,13 +150,13 @@ static int fast_path_fits(const gf_op_ctx *ctx, const gf_conv_shape *sh)
 
 /* S goes in as a binary post-op when it and Y are blocked (then the primitive's Y is
  * the caller's, and S has its layout). */
-static int sum_post_op(const gf_op_ctx *ctx, const conv_fusion *f)
+static int sum_post_op(const gf_op_ctx *ctx, const gf_conv_fusion *f)
 {
     return f->has_sum && !f->winograd && gf_out_layout(ctx, 0) == GF_LAYOUT_BLOCKED &&
            gf_in_layout(ctx, 3) == GF_LAYOUT_BLOCKED;
 }
 
-static conv_key make_key(const gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fusion *f)
+static conv_key make_key(const gf_op_ctx *ctx, const gf_conv_shape *sh, const gf_conv_fusion *f)
 {
     conv_key k;
     memset(&k, 0, sizeof k);
@@ -190,10 +181,10 @@ static conv_key make_key(const gf_op_ctx *ctx, const gf_conv_shape *sh, const co
     k.dst_layout = gf_out_layout(ctx, 0);
     k.sum_post_op = sum_post_op(ctx, f);
     /* The activation follows the sum: a post-op only when the sum is one, or there is none. */
-    k.act = !f->has_sum || k.sum_post_op ? f->act : ACT_NONE;
+    k.act = !f->has_sum || k.sum_post_op ? f->act : GF_CONV_ACT_NONE;
     uint32_t bits;
     memcpy(&bits, &f->alpha, sizeof bits);
-    k.alpha_bits = k.act == ACT_LEAKY ? bits : 0;
+    k.alpha_bits = k.act == GF_CONV_ACT_LEAKY ? bits : 0;
     k.winograd = f->winograd && !sh->transpose;
     return k;
 }
@@ -224,14 +215,14 @@ static int weight_dims(const conv_key *k, int64_t *dims, int64_t *strides)
 static gf_status make_attr(const conv_key *k, const dnnl_memory_desc_t *dst, dnnl_primitive_attr_t *attr)
 {
     *attr = NULL;
-    if (!k->sum_post_op && k->act == ACT_NONE) return GF_OK;
+    if (!k->sum_post_op && k->act == GF_CONV_ACT_NONE) return GF_OK;
     dnnl_post_ops_t ops = NULL;
     dnnl_status_t s = dnnl_post_ops_create(&ops);
     if (s == dnnl_success && k->sum_post_op) s = dnnl_post_ops_append_binary(ops, dnnl_binary_add, dst);
-    if (s == dnnl_success && k->act != ACT_NONE) {
+    if (s == dnnl_success && k->act != GF_CONV_ACT_NONE) {
         float alpha = 0;
         uint32_t bits = (uint32_t)k->alpha_bits;
-        if (k->act == ACT_LEAKY) memcpy(&alpha, &bits, sizeof alpha);
+        if (k->act == GF_CONV_ACT_LEAKY) memcpy(&alpha, &bits, sizeof alpha);
         s = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, alpha, 0.0f);
     }
     if (s == dnnl_success) s = dnnl_primitive_attr_create(attr);
@@ -310,7 +301,7 @@ static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
     return st; /* no primitive for this geometry: plan->prim stays NULL */
 }
 
-static gf_status get_plan(const gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fusion *f, gf_dnnl_plan **plan)
+static gf_status get_plan(const gf_op_ctx *ctx, const gf_conv_shape *sh, const gf_conv_fusion *f, gf_dnnl_plan **plan)
 {
     conv_key key = make_key(ctx, sh, f);
     gf_status st = gf_dnnl_plan_get(&key, sizeof key, build_conv_plan, &key, plan);
@@ -321,7 +312,7 @@ static gf_status get_plan(const gf_op_ctx *ctx, const gf_conv_shape *sh, const c
 }
 
 /* At plan time: build the plan now, and reorder W once when it is a constant. */
-static gf_status prepare_fast(const gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fusion *f)
+static gf_status prepare_fast(const gf_op_ctx *ctx, const gf_conv_shape *sh, const gf_conv_fusion *f)
 {
     gf_dnnl_plan *plan;
     gf_status st = get_plan(ctx, sh, f, &plan);
@@ -336,10 +327,10 @@ static gf_status prepare_fast(const gf_op_ctx *ctx, const gf_conv_shape *sh, con
     return st;
 }
 
-static void finish_reference(const conv_fusion *f, const float *sum, float *y, int64_t n);
+static void finish_reference(const gf_conv_fusion *f, const float *sum, float *y, int64_t n);
 
 /* Without the post-ops: Y = act(Y + S), S in Y's layout (a plain copy when it is not). */
-static gf_status add_sum_after(gf_op_ctx *ctx, const conv_fusion *f)
+static gf_status add_sum_after(gf_op_ctx *ctx, const gf_conv_fusion *f)
 {
     const gf_tensor *sum = ctx->inputs[3];
     gf_tensor *y = ctx->outputs[0];
@@ -360,7 +351,7 @@ static gf_status add_sum_after(gf_op_ctx *ctx, const conv_fusion *f)
     return GF_OK;
 }
 
-static gf_status run_fast(gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fusion *f)
+static gf_status run_fast(gf_op_ctx *ctx, const gf_conv_shape *sh, const gf_conv_fusion *f)
 {
     gf_dnnl_plan *plan;
     if (f->has_sum && ctx->inputs[3]->data == ctx->outputs[0]->data)
@@ -381,43 +372,19 @@ static gf_status run_fast(gf_op_ctx *ctx, const gf_conv_shape *sh, const conv_fu
 /* ---- the ops ---- */
 
 static int is_transpose(const gf_op_ctx *ctx) { return !strcmp(ctx->node->op_type, "ConvTranspose"); }
-static int is_fused(const gf_op_ctx *ctx) { return !strcmp(ctx->node->op_type, "FusedConv"); }
-
-/* FusedConv's extras, and the view of its inputs that Conv's code reads (X, W, B?). */
-static gf_status read_fusion(const gf_op_ctx *ctx, gf_op_ctx *conv, conv_fusion *f)
-{
-    *conv = *ctx;
-    memset(f, 0, sizeof *f);
-    if (!is_fused(ctx)) return GF_OK;
-    if (ctx->n_inputs < 2 || ctx->n_inputs > 4)
-        return gf_fail(GF_ERR_INVALID, "expects 2 to 4 inputs, has %d", ctx->n_inputs);
-    conv->n_inputs = ctx->n_inputs < 3 ? ctx->n_inputs : 3;
-    if (conv->n_inputs == 3 && !ctx->inputs[2]) conv->n_inputs = 2;
-    f->has_sum = ctx->n_inputs > 3 && ctx->inputs[3];
-    const char *act = gf_attr_string(ctx->node, "activation", "");
-    if (!strcmp(act, "Relu")) f->act = ACT_RELU;
-    else if (!strcmp(act, "LeakyRelu")) f->act = ACT_LEAKY;
-    else if (*act) return gf_fail(GF_ERR_UNSUPPORTED, "unknown activation '%s'", act);
-    f->alpha = f->act == ACT_LEAKY ? gf_attr_float(ctx->node, "alpha", 0.01f) : 0.0f;
-    const char *algo = gf_attr_string(ctx->node, "algorithm", "direct");
-    if (!strcmp(algo, "winograd")) f->winograd = 1;
-    else if (strcmp(algo, "direct")) return gf_fail(GF_ERR_UNSUPPORTED, "unknown algorithm '%s'", algo);
-    return GF_OK;
-}
-
 /* Y = act(Y + S) after the reference convolution, as Add and Relu/LeakyRelu compute them. */
-static void finish_reference(const conv_fusion *f, const float *sum, float *y, int64_t n)
+static void finish_reference(const gf_conv_fusion *f, const float *sum, float *y, int64_t n)
 {
     if (f->has_sum)
         for (int64_t i = 0; i < n; i++) y[i] = y[i] + sum[i];
-    if (f->act == ACT_RELU)
+    if (f->act == GF_CONV_ACT_RELU)
         for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? 0 : y[i];
-    if (f->act == ACT_LEAKY)
+    if (f->act == GF_CONV_ACT_LEAKY)
         for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? y[i] * f->alpha : y[i];
 }
 
 /* The reference on plain copies of whatever is blocked. */
-static gf_status run_reference_any_layout(gf_op_ctx *ctx, gf_op_ctx *conv, const gf_conv_shape *sh, const conv_fusion *f)
+static gf_status run_reference_any_layout(gf_op_ctx *ctx, gf_op_ctx *conv, const gf_conv_shape *sh, const gf_conv_fusion *f)
 {
     const gf_tensor *x = ctx->inputs[0], *sum = f->has_sum ? ctx->inputs[3] : NULL;
     gf_tensor *y = ctx->outputs[0];
@@ -463,9 +430,9 @@ static gf_status run_reference_any_layout(gf_op_ctx *ctx, gf_op_ctx *conv, const
 static gf_status conv_infer(gf_op_ctx *ctx)
 {
     gf_op_ctx conv;
-    conv_fusion f;
+    gf_conv_fusion f;
     gf_conv_shape sh;
-    gf_status st = read_fusion(ctx, &conv, &f);
+    gf_status st = gf_conv_read_fusion(ctx, &conv, &f);
     if (!st) st = gf_conv_read_shape(&conv, is_transpose(ctx), &sh);
     if (st) return st;
     int64_t dims[GF_MAX_RANK] = {sh.n, sh.m};
@@ -487,9 +454,9 @@ static gf_status conv_infer(gf_op_ctx *ctx)
 static gf_status conv_layouts(gf_op_ctx *ctx)
 {
     gf_op_ctx conv;
-    conv_fusion f;
+    gf_conv_fusion f;
     gf_conv_shape sh;
-    gf_status st = read_fusion(ctx, &conv, &f);
+    gf_status st = gf_conv_read_fusion(ctx, &conv, &f);
     if (!st) st = gf_conv_read_shape(&conv, is_transpose(ctx), &sh);
     if (st || !gf_fastpath_enabled() || !fast_path_fits(ctx, &sh)) return st;
     ctx->in_layout[0] = ctx->out_layout[0] = GF_LAYOUT_CAN_BLOCK;
@@ -500,9 +467,9 @@ static gf_status conv_layouts(gf_op_ctx *ctx)
 static gf_status conv_impl(gf_op_ctx *ctx, gf_impl impl)
 {
     gf_op_ctx conv;
-    conv_fusion f;
+    gf_conv_fusion f;
     gf_conv_shape sh;
-    gf_status st = read_fusion(ctx, &conv, &f);
+    gf_status st = gf_conv_read_fusion(ctx, &conv, &f);
     if (!st) st = gf_conv_read_shape(&conv, is_transpose(ctx), &sh);
     if (st || !ctx->outputs[0]) return st;
     /* The conv view carries the node (for the plan's key) and the layouts. */

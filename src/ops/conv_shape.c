@@ -1,4 +1,5 @@
-/* The geometry of Conv, ConvTranspose and their gradients (conv_shape.h). */
+/* The geometry of Conv, ConvTranspose and their gradients, and FusedConv's extras
+ * (conv_shape.h). */
 #include "conv_shape.h"
 
 #include <stdio.h>
@@ -139,4 +140,25 @@ gf_status gf_conv_grad_geometry(const gf_op_ctx *ctx, const gf_tensor *dy, const
     char conv[96];
     snprintf(conv, sizeof conv, "the Conv of %s with %s", x_name, w_name);
     return gf_window_check_output(dy, "dY", sh->n, sh->m, &sh->w, conv);
+}
+
+gf_status gf_conv_read_fusion(const gf_op_ctx *ctx, gf_op_ctx *conv, gf_conv_fusion *f)
+{
+    *conv = *ctx;
+    memset(f, 0, sizeof *f);
+    if (strcmp(ctx->node->op_type, "FusedConv")) return GF_OK;
+    if (ctx->n_inputs < 2 || ctx->n_inputs > 4)
+        return gf_fail(GF_ERR_INVALID, "expects 2 to 4 inputs, has %d", ctx->n_inputs);
+    conv->n_inputs = ctx->n_inputs < 3 ? ctx->n_inputs : 3;
+    if (conv->n_inputs == 3 && !ctx->inputs[2]) conv->n_inputs = 2;
+    f->has_sum = ctx->n_inputs > 3 && ctx->inputs[3];
+    const char *act = gf_attr_string(ctx->node, "activation", "");
+    if (!strcmp(act, "Relu")) f->act = GF_CONV_ACT_RELU;
+    else if (!strcmp(act, "LeakyRelu")) f->act = GF_CONV_ACT_LEAKY;
+    else if (*act) return gf_fail(GF_ERR_UNSUPPORTED, "unknown activation '%s'", act);
+    f->alpha = f->act == GF_CONV_ACT_LEAKY ? gf_attr_float(ctx->node, "alpha", 0.01f) : 0.0f;
+    const char *algo = gf_attr_string(ctx->node, "algorithm", "direct");
+    if (!strcmp(algo, "winograd")) f->winograd = 1;
+    else if (strcmp(algo, "direct")) return gf_fail(GF_ERR_UNSUPPORTED, "unknown algorithm '%s'", algo);
+    return GF_OK;
 }

@@ -1,6 +1,7 @@
 /* The geometry of a convolution, shared by the CPU ops (conv.c, conv_grad.c) and their
  * CUDA twins (cuda/conv.cu, cuda/conv_grad.cu): inputs and attributes checked, output size
- * and padding computed, the same way and with the same messages on every backend. */
+ * and padding computed, the same way and with the same messages on every backend; and
+ * how FusedConv's extras are read. */
 #ifndef GF_OPS_CONV_SHAPE_H
 #define GF_OPS_CONV_SHAPE_H
 
@@ -34,6 +35,21 @@ typedef struct gf_conv_grad_shape {
  * them, named x_name and w_name in errors), checking that dY is what that Conv outputs. */
 gf_status gf_conv_grad_geometry(const gf_op_ctx *ctx, const gf_tensor *dy, const gf_tensor *x, const char *x_name,
                                 const gf_tensor *w, const char *w_name, gf_conv_grad_shape *sh);
+
+/* FusedConv's activation, applied after the sum. */
+enum { GF_CONV_ACT_NONE, GF_CONV_ACT_RELU, GF_CONV_ACT_LEAKY };
+
+/* What FusedConv adds to a Conv; all zero for a Conv. */
+typedef struct gf_conv_fusion {
+    int has_sum, act;
+    float alpha;
+    int winograd;   /* algorithm "winograd": oneDNN's Winograd convolution where it has one */
+} gf_conv_fusion;
+
+/* FusedConv (X, W, B?, S?): checks the inputs, activation and algorithm and gives the
+ * extras and, in *conv, the view of ctx that Conv's code reads (X, W, B?). For any other
+ * op, *conv is ctx and the extras are zero. */
+gf_status gf_conv_read_fusion(const gf_op_ctx *ctx, gf_op_ctx *conv, gf_conv_fusion *f);
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,7 @@
  * Every update is element-wise and reads an element's state before writing its
  * new value, so a new value may be written over the state it replaces (the
  * trainer's in-place update bindings rely on it). */
-#include "op.h"
+#include "optimizer.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -44,11 +44,7 @@
 
 /* ---- attributes ---- */
 
-/* A hyper-parameter as torch sees it. Attributes are float32 but torch computes
- * with Python doubles (1 - beta1, beta2 ** step, ...): the decimal written by the
- * user is recovered as the shortest one that reads back as the same float32, so
- * 0.9f means 0.9 and 1 - beta1 rounds as torch's does. */
-static double attr_decimal(const gf_node *node, const char *name, double dflt)
+double gf_attr_decimal(const gf_node *node, const char *name, double dflt)
 {
     if (!gf_node_attr(node, name)) return dflt;
     float f = gf_attr_float(node, name, 0);
@@ -193,7 +189,7 @@ static float *out_data(const gf_op_ctx *ctx, int o)
 
 static float scalar_in(const gf_op_ctx *ctx, int i) { return *(const float *)ctx->inputs[i]->data; }
 
-static gf_status read_step(const gf_op_ctx *ctx, int i, int64_t *step)
+gf_status gf_optimizer_step(const gf_op_ctx *ctx, int i, int64_t *step)
 {
     *step = *(const int64_t *)ctx->inputs[i]->data;
     if (*step < 1) return gf_fail(GF_ERR_INVALID, "step is %lld; the first update is step 1", (long long)*step);
@@ -217,7 +213,7 @@ static float max_nan(float a, float b) { return isnan(a) || a > b ? a : b; }
 static gf_status sgd_infer(gf_op_ctx *ctx)
 {
     gf_status st = infer_step(ctx, &sgd_signature);
-    if (!st && attr_decimal(ctx->node, "momentum", 0) != 0)
+    if (!st && gf_attr_decimal(ctx->node, "momentum", 0) != 0)
         st = require_input(ctx, &sgd_signature, SGD_BUF, "momentum is not 0");
     return st;
 }
@@ -225,11 +221,11 @@ static gf_status sgd_infer(gf_op_ctx *ctx)
 static gf_status sgd_cpu(gf_op_ctx *ctx)
 {
     int64_t step;
-    gf_status st = read_step(ctx, SGD_STEP, &step);
+    gf_status st = gf_optimizer_step(ctx, SGD_STEP, &step);
     if (st) return st;
-    double momentum = attr_decimal(ctx->node, "momentum", 0);
-    const float m = (float)momentum, keep = (float)(1 - attr_decimal(ctx->node, "dampening", 0));
-    const float wd = (float)attr_decimal(ctx->node, "weight_decay", 0), neg_lr = -scalar_in(ctx, SGD_LR);
+    double momentum = gf_attr_decimal(ctx->node, "momentum", 0);
+    const float m = (float)momentum, keep = (float)(1 - gf_attr_decimal(ctx->node, "dampening", 0));
+    const float wd = (float)gf_attr_decimal(ctx->node, "weight_decay", 0), neg_lr = -scalar_in(ctx, SGD_LR);
     const int nesterov = gf_attr_int(ctx->node, "nesterov", 0) != 0, first = step == 1;
     const float *param = in_data(ctx, SGD_PARAM), *grad = in_data(ctx, SGD_GRAD), *buf = in_data(ctx, SGD_BUF);
     float *param_out = out_data(ctx, 0), *buf_out = out_data(ctx, 1);
@@ -262,14 +258,14 @@ static gf_status adam_infer(gf_op_ctx *ctx)
 static gf_status adam_cpu(gf_op_ctx *ctx)
 {
     int64_t step;
-    gf_status st = read_step(ctx, ADAM_STEP, &step);
+    gf_status st = gf_optimizer_step(ctx, ADAM_STEP, &step);
     if (st) return st;
     const gf_node *node = ctx->node;
-    double beta1 = attr_decimal(node, "beta1", 0.9), beta2 = attr_decimal(node, "beta2", 0.999);
-    double weight_decay = attr_decimal(node, "weight_decay", 0), lr = scalar_in(ctx, ADAM_LR);
+    double beta1 = gf_attr_decimal(node, "beta1", 0.9), beta2 = gf_attr_decimal(node, "beta2", 0.999);
+    double weight_decay = gf_attr_decimal(node, "weight_decay", 0), lr = scalar_in(ctx, ADAM_LR);
     const int decoupled = gf_attr_int(node, "decoupled", 0) != 0, amsgrad = gf_attr_int(node, "amsgrad", 0) != 0;
     const float b1 = (float)beta1, b2 = (float)beta2, keep1 = (float)(1 - beta1), keep2 = (float)(1 - beta2);
-    const float eps = (float)attr_decimal(node, "epsilon", 1e-8), wd = (float)weight_decay;
+    const float eps = (float)gf_attr_decimal(node, "epsilon", 1e-8), wd = (float)weight_decay;
     const float decay = (float)(1 - lr * weight_decay);          /* AdamW's, applied to the param first */
     const float bc2_sqrt = (float)sqrt(1 - pow(beta2, (double)step));
     const float neg_step_size = (float)-(lr / (1 - pow(beta1, (double)step)));
@@ -300,7 +296,7 @@ static gf_status adam_cpu(gf_op_ctx *ctx)
 static gf_status rmsprop_infer(gf_op_ctx *ctx)
 {
     gf_status st = infer_step(ctx, &rmsprop_signature);
-    if (!st && attr_decimal(ctx->node, "momentum", 0) > 0)
+    if (!st && gf_attr_decimal(ctx->node, "momentum", 0) > 0)
         st = require_input(ctx, &rmsprop_signature, RMS_BUF, "momentum is above 0");
     if (!st && gf_attr_int(ctx->node, "centered", 0))
         st = require_input(ctx, &rmsprop_signature, RMS_GRAD_AVG, "centered is set");
@@ -310,9 +306,9 @@ static gf_status rmsprop_infer(gf_op_ctx *ctx)
 static gf_status rmsprop_cpu(gf_op_ctx *ctx)
 {
     const gf_node *node = ctx->node;
-    double alpha = attr_decimal(node, "alpha", 0.99), momentum = attr_decimal(node, "momentum", 0);
+    double alpha = gf_attr_decimal(node, "alpha", 0.99), momentum = gf_attr_decimal(node, "momentum", 0);
     const float a = (float)alpha, keep = (float)(1 - alpha), m = (float)momentum;
-    const float eps = (float)attr_decimal(node, "epsilon", 1e-8), wd = (float)attr_decimal(node, "weight_decay", 0);
+    const float eps = (float)gf_attr_decimal(node, "epsilon", 1e-8), wd = (float)gf_attr_decimal(node, "weight_decay", 0);
     const float neg_lr = -scalar_in(ctx, RMS_LR);
     const int centered = gf_attr_int(node, "centered", 0) != 0, use_momentum = momentum > 0;
     const float *param = in_data(ctx, RMS_PARAM), *grad = in_data(ctx, RMS_GRAD);
@@ -354,13 +350,13 @@ static gf_status rmsprop_cpu(gf_op_ctx *ctx)
 static gf_status asgd_cpu(gf_op_ctx *ctx)
 {
     int64_t step;
-    gf_status st = read_step(ctx, ASGD_STEP, &step);
+    gf_status st = gf_optimizer_step(ctx, ASGD_STEP, &step);
     if (st) return st;
     const gf_node *node = ctx->node;
-    double lambd = attr_decimal(node, "lambd", 1e-4), alpha = attr_decimal(node, "alpha", 0.75);
-    double t0 = attr_decimal(node, "t0", 1e6), lr = scalar_in(ctx, ASGD_LR);
+    double lambd = gf_attr_decimal(node, "lambd", 1e-4), alpha = gf_attr_decimal(node, "alpha", 0.75);
+    double t0 = gf_attr_decimal(node, "t0", 1e6), lr = scalar_in(ctx, ASGD_LR);
     double eta = scalar_in(ctx, ASGD_ETA);
-    const float mu = scalar_in(ctx, ASGD_MU), wd = (float)attr_decimal(node, "weight_decay", 0);
+    const float mu = scalar_in(ctx, ASGD_MU), wd = (float)gf_attr_decimal(node, "weight_decay", 0);
     const float decay = (float)(1 - lambd * eta), neg_eta = (float)-eta;
     const float *param = in_data(ctx, ASGD_PARAM), *grad = in_data(ctx, ASGD_GRAD), *ax = in_data(ctx, ASGD_AX);
     float *param_out = out_data(ctx, 0), *ax_out = out_data(ctx, 1), *eta_out = out_data(ctx, 2);
@@ -445,7 +441,7 @@ static gf_status clip_scale_infer(gf_op_ctx *ctx)
  * Tensor.__rdiv__, a reciprocal times max_norm; clamped to 1 (NaN stays NaN). */
 static gf_status clip_scale_cpu(gf_op_ctx *ctx)
 {
-    float max_norm = (float)attr_decimal(ctx->node, "max_norm", 0);
+    float max_norm = (float)gf_attr_decimal(ctx->node, "max_norm", 0);
     float scale = 1.0f / (scalar_in(ctx, 0) + 1e-6f) * max_norm;
     *(float *)ctx->outputs[0]->data = scale > 1.0f ? 1.0f : scale;
     return GF_OK;

@@ -3,8 +3,6 @@
 #include "cuda_util.cuh"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* ---- scratch memory ---- */
@@ -454,16 +452,16 @@ gf_status gf_cuda_reduce_sum(const gf_op_ctx *ctx, gf_cuda_ctx *cu, const float 
 
 /* ---- host-side helpers ---- */
 
-double gf_cuda_attr_decimal(const gf_node *node, const char *name, double dflt)
+gf_status gf_cuda_int_strides(const gf_op_ctx *ctx, int rank, const int *dims, int *strides)
 {
-    if (!gf_node_attr(node, name)) return dflt;
-    float f = gf_attr_float(node, name, 0);
-    char text[32];
-    for (int digits = 1; digits < 9; digits++) {
-        snprintf(text, sizeof text, "%.*g", digits, (double)f);
-        if (strtof(text, NULL) == f) return strtod(text, NULL);
+    int64_t s = 1;
+    for (int i = rank - 1; i >= 0; i--) {
+        if (s > INT32_MAX)
+            return gf_cuda_node_fail(ctx, GF_ERR_UNSUPPORTED, "a tensor is too large for cuDNN's int strides");
+        strides[i] = (int)s;
+        s *= dims[i];
     }
-    return f;
+    return GF_OK;
 }
 
 gf_status gf_cuda_check_float(const gf_op_ctx *ctx, int from, int to)

@@ -80,17 +80,10 @@ static gf_status make_descs(const gf_op_ctx *ctx, const gf_cu_conv *g, int math,
         yd[2 + i] = g->y[i];
         wd[2 + i] = g->k[i];
     }
-    /* dense NCHW strides (in int64 first: a stride past int range is refused) */
-    int64_t sx = 1, sy = 1;
-    for (int i = nb - 1; i >= 0; i--) {
-        if (sx > INT32_MAX || sy > INT32_MAX)
-            return gf_cuda_node_fail(ctx, GF_ERR_UNSUPPORTED, "a tensor is too large for cuDNN's int strides");
-        xs[i] = (int)sx;
-        ys[i] = (int)sy;
-        sx *= xd[i];
-        sy *= yd[i];
-    }
-    gf_status st;
+    /* dense NCHW strides */
+    gf_status st = gf_cuda_int_strides(ctx, nb, xd, xs);
+    if (!st) st = gf_cuda_int_strides(ctx, nb, yd, ys);
+    if (st) return st;
     if ((st = GF_CUDNN(ctx, cudnnCreateTensorDescriptor(&d->x))) || (st = GF_CUDNN(ctx, cudnnCreateTensorDescriptor(&d->y))) ||
         (st = GF_CUDNN(ctx, cudnnCreateFilterDescriptor(&d->w))) ||
         (st = GF_CUDNN(ctx, cudnnCreateConvolutionDescriptor(&d->conv))) ||
@@ -381,33 +374,9 @@ static gf_status conv_transpose(gf_op_ctx *ctx, gf_cuda_ctx *cu, const gf_conv_s
 
 /* ---- FusedConv (domain ai.graft, made by the session's rewrites, runtime/fuse.c) ----
  *   FusedConv(X, W, B?, S?) -> Y = act(Conv(X, W, B) + S), activation "", "Relu" or
- *   "LeakyRelu" (alpha 0.01): conv.c's read_fusion. Here the convolution, then one
- *   epilogue kernel: the bias, S, the activation, each as the separate ops compute it. */
-
-enum { ACT_NONE, ACT_RELU, ACT_LEAKY };
-
-typedef struct conv_fusion {
-    int has_sum, act;
-    float alpha;
-} conv_fusion;
-
-static gf_status read_fusion(const gf_op_ctx *ctx, gf_op_ctx *conv, conv_fusion *f)
-{
-    *conv = *ctx;
-    memset(f, 0, sizeof *f);
-    if (strcmp(ctx->node->op_type, "FusedConv")) return GF_OK;
-    if (ctx->n_inputs < 2 || ctx->n_inputs > 4)
-        return gf_fail(GF_ERR_INVALID, "expects 2 to 4 inputs, has %d", ctx->n_inputs);
-    conv->n_inputs = ctx->n_inputs < 3 ? ctx->n_inputs : 3;
-    if (conv->n_inputs == 3 && !ctx->inputs[2]) conv->n_inputs = 2;
-    f->has_sum = ctx->n_inputs > 3 && ctx->inputs[3];
-    const char *act = gf_attr_string(ctx->node, "activation", "");
-    if (!strcmp(act, "Relu")) f->act = ACT_RELU;
-    else if (!strcmp(act, "LeakyRelu")) f->act = ACT_LEAKY;
-    else if (*act) return gf_fail(GF_ERR_UNSUPPORTED, "unknown activation '%s'", act);
-    f->alpha = f->act == ACT_LEAKY ? gf_attr_float(ctx->node, "alpha", 0.01f) : 0.0f;
-    return GF_OK;
-}
+ *   "LeakyRelu" (alpha 0.01), read by gf_conv_read_fusion (conv_shape.h). Here the
+ *   convolution, then one epilogue kernel: the bias, S, the activation, each as the
+ *   separate ops compute it; the algorithm attribute is oneDNN's and has no effect here. */
 
 /* y = act((c + b[m]) + s), reading c (the convolution, which may be y itself) and s. */
 __global__ void epilogue_kernel(float *y, const float *c, const float *b, const float *s, int64_t m, int64_t inner,
@@ -417,8 +386,8 @@ __global__ void epilogue_kernel(float *y, const float *c, const float *b, const 
         float v = c[i];
         if (b) v += b[i / inner % m];
         if (s) v = v + s[i];
-        if (act == ACT_RELU) v = v < 0 ? 0 : v;
-        else if (act == ACT_LEAKY) v = v < 0 ? v * alpha : v;
+        if (act == GF_CONV_ACT_RELU) v = v < 0 ? 0 : v;
+        else if (act == GF_CONV_ACT_LEAKY) v = v < 0 ? v * alpha : v;
         y[i] = v;
     }
 }
@@ -426,10 +395,10 @@ __global__ void epilogue_kernel(float *y, const float *c, const float *b, const 
 static gf_status conv_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
     gf_op_ctx cv;
-    conv_fusion f;
+    gf_conv_fusion f;
     gf_conv_shape sh;
     int transpose = !strcmp(ctx->node->op_type, "ConvTranspose");
-    gf_status st = read_fusion(ctx, &cv, &f);
+    gf_status st = gf_conv_read_fusion(ctx, &cv, &f);
     if (!st) st = read_shape(&cv, transpose, &sh);
     if (!st && f.has_sum) {
         const gf_tensor *sum = ctx->inputs[3], *y = ctx->outputs[0];
@@ -458,7 +427,7 @@ static gf_status conv_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
         st = gf_cuda_zero(ctx, cu, conv_out, gf_tensor_nbytes(y)); /* no tap reads anything: the bias alone */
     else
         st = transpose ? conv_transpose(&cv, cu, &sh) : conv_forward(&cv, cu, &sh);
-    if (!st && (b || sum || f.act != ACT_NONE || conv_out != y->data)) {
+    if (!st && (b || sum || f.act != GF_CONV_ACT_NONE || conv_out != y->data)) {
         epilogue_kernel<<<gf_cuda_blocks(total), GF_CUDA_THREADS, 0, cu->stream>>>(
             (float *)y->data, conv_out, b, sum, sh.m, inner, f.act, f.alpha, total);
         st = gf_cuda_launched(ctx, "epilogue_kernel");

@@ -213,8 +213,9 @@ gf_status gf_cuda_add_channel_bias(const gf_op_ctx *ctx, gf_cuda_ctx *cu, float 
 
 /* ---- helpers the families share ---- */
 
-/* The shortest decimal that reads back as the float attribute (optimizer.c's attr_decimal). */
-double gf_cuda_attr_decimal(const gf_node *node, const char *name, double dflt);
+/* Dense row-major strides of dims as cuDNN takes them (int, computed in int64 first);
+ * fails (GF_ERR_UNSUPPORTED) when one passes int range. */
+gf_status gf_cuda_int_strides(const gf_op_ctx *ctx, int rank, const int *dims, int *strides);
 /* Fails unless every present input in [from, to) is float32 (GF_ERR_UNSUPPORTED, naming it). */
 gf_status gf_cuda_check_float(const gf_op_ctx *ctx, int from, int to);
 /* The check of ops whose every non-host tensor is float32. */

@@ -11,6 +11,8 @@
  * the device, so clipping needs no trip to the host. */
 #include "cuda_util.cuh"
 
+#include "../optimizer.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -26,13 +28,6 @@ static float *out_data(const gf_op_ctx *ctx, int o)
 
 /* Host inputs: lr (float32) and step (int64). */
 static float scalar_in(const gf_op_ctx *ctx, int i) { return *(const float *)ctx->inputs[i]->data; }
-
-static gf_status read_step(const gf_op_ctx *ctx, int i, int64_t *step)
-{
-    *step = *(const int64_t *)ctx->inputs[i]->data;
-    if (*step < 1) return gf_fail(GF_ERR_INVALID, "step is %lld; the first update is step 1", (long long)*step);
-    return GF_OK;
-}
 
 static gf_status check_scalars(const gf_op_ctx *ctx, int lr, int step)
 {
@@ -78,11 +73,11 @@ static gf_status sgd_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
     int64_t step;
     gf_status st = check_scalars(ctx, SGD_LR, SGD_STEP);
-    if (!st) st = read_step(ctx, SGD_STEP, &step);
+    if (!st) st = gf_optimizer_step(ctx, SGD_STEP, &step);
     if (st) return gf_cuda_node_context(ctx, st);
-    double momentum = gf_cuda_attr_decimal(ctx->node, "momentum", 0);
-    const float m = (float)momentum, keep = (float)(1 - gf_cuda_attr_decimal(ctx->node, "dampening", 0));
-    const float wd = (float)gf_cuda_attr_decimal(ctx->node, "weight_decay", 0), neg_lr = -scalar_in(ctx, SGD_LR);
+    double momentum = gf_attr_decimal(ctx->node, "momentum", 0);
+    const float m = (float)momentum, keep = (float)(1 - gf_attr_decimal(ctx->node, "dampening", 0));
+    const float wd = (float)gf_attr_decimal(ctx->node, "weight_decay", 0), neg_lr = -scalar_in(ctx, SGD_LR);
     const int nesterov = gf_attr_int(ctx->node, "nesterov", 0) != 0, first = step == 1;
     int64_t n = gf_tensor_numel(ctx->inputs[SGD_PARAM]);
     if (momentum == 0 && (st = pass_through(ctx, cu, 1, SGD_BUF))) return st;
@@ -128,11 +123,11 @@ static gf_status adam_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
     int64_t step;
     gf_status st = check_scalars(ctx, ADAM_LR, ADAM_STEP);
-    if (!st) st = read_step(ctx, ADAM_STEP, &step);
+    if (!st) st = gf_optimizer_step(ctx, ADAM_STEP, &step);
     if (st) return gf_cuda_node_context(ctx, st);
     const gf_node *node = ctx->node;
-    double beta1 = gf_cuda_attr_decimal(node, "beta1", 0.9), beta2 = gf_cuda_attr_decimal(node, "beta2", 0.999);
-    double weight_decay = gf_cuda_attr_decimal(node, "weight_decay", 0), lr = scalar_in(ctx, ADAM_LR);
+    double beta1 = gf_attr_decimal(node, "beta1", 0.9), beta2 = gf_attr_decimal(node, "beta2", 0.999);
+    double weight_decay = gf_attr_decimal(node, "weight_decay", 0), lr = scalar_in(ctx, ADAM_LR);
     adam_consts k;
     k.decoupled = gf_attr_int(node, "decoupled", 0) != 0;
     k.amsgrad = gf_attr_int(node, "amsgrad", 0) != 0;
@@ -140,7 +135,7 @@ static gf_status adam_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     k.b2 = (float)beta2;
     k.keep1 = (float)(1 - beta1);
     k.keep2 = (float)(1 - beta2);
-    k.eps = (float)gf_cuda_attr_decimal(node, "epsilon", 1e-8);
+    k.eps = (float)gf_attr_decimal(node, "epsilon", 1e-8);
     k.wd = (float)weight_decay;
     k.decay = (float)(1 - lr * weight_decay);
     k.bc2_sqrt = (float)sqrt(1 - pow(beta2, (double)step));
@@ -198,13 +193,13 @@ static gf_status rmsprop_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     gf_status st = check_scalars(ctx, RMS_LR, -1);
     if (st) return gf_cuda_node_context(ctx, st);
     const gf_node *node = ctx->node;
-    double alpha = gf_cuda_attr_decimal(node, "alpha", 0.99), momentum = gf_cuda_attr_decimal(node, "momentum", 0);
+    double alpha = gf_attr_decimal(node, "alpha", 0.99), momentum = gf_attr_decimal(node, "momentum", 0);
     rms_consts k;
     k.a = (float)alpha;
     k.keep = (float)(1 - alpha);
     k.m = (float)momentum;
-    k.eps = (float)gf_cuda_attr_decimal(node, "epsilon", 1e-8);
-    k.wd = (float)gf_cuda_attr_decimal(node, "weight_decay", 0);
+    k.eps = (float)gf_attr_decimal(node, "epsilon", 1e-8);
+    k.wd = (float)gf_attr_decimal(node, "weight_decay", 0);
     k.neg_lr = -scalar_in(ctx, RMS_LR);
     k.centered = gf_attr_int(node, "centered", 0) != 0;
     k.use_momentum = momentum > 0;
@@ -293,7 +288,7 @@ static gf_status clip_scale_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     if (!st) st = gf_cuda_check_float(ctx, 0, 1);
     if (!st && !gf_node_attr(ctx->node, "max_norm")) st = gf_fail(GF_ERR_INVALID, "attribute max_norm is required");
     if (st) return gf_cuda_node_context(ctx, st);
-    float max_norm = (float)gf_cuda_attr_decimal(ctx->node, "max_norm", 0);
+    float max_norm = (float)gf_attr_decimal(ctx->node, "max_norm", 0);
     clip_scale_kernel<<<1, 32, 0, cu->stream>>>((const float *)ctx->inputs[0]->data, max_norm,
                                                 (float *)ctx->outputs[0]->data);
     return gf_cuda_launched(ctx, "clip_scale_kernel");

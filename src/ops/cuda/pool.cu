@@ -132,15 +132,9 @@ static gf_status pool_cudnn(gf_op_ctx *ctx, gf_cuda_ctx *cu, const pool_spec *ps
         stride[d] = s >= 0 ? (int)w->stride[s] : 1;
     }
     int xs[5], ys[5];
-    int64_t sx = 1, sy = 1;
-    for (int i = nb - 1; i >= 0; i--) {
-        if (sx > INT32_MAX || sy > INT32_MAX)
-            return gf_cuda_node_fail(ctx, GF_ERR_UNSUPPORTED, "a tensor is too large for cuDNN's int strides");
-        xs[i] = (int)sx;
-        ys[i] = (int)sy;
-        sx *= xd[i];
-        sy *= yd[i];
-    }
+    gf_status st = gf_cuda_int_strides(ctx, nb, xd, xs);
+    if (!st) st = gf_cuda_int_strides(ctx, nb, yd, ys);
+    if (st) return st;
     cudnnPoolingMode_t mode = ps->kind == POOL_MAX          ? CUDNN_POOLING_MAX
                               : ps->count_include_pad ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
                                                       : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
@@ -148,7 +142,6 @@ static gf_status pool_cudnn(gf_op_ctx *ctx, gf_cuda_ctx *cu, const pool_spec *ps
     cudnnPoolingDescriptor_t pdesc = NULL;
     int out[5];
     const float one = 1.0f, zero = 0.0f;
-    gf_status st;
     if (!(st = GF_CUDNN(ctx, cudnnCreateTensorDescriptor(&xdesc))) &&
         !(st = GF_CUDNN(ctx, cudnnCreateTensorDescriptor(&ydesc))) &&
         !(st = GF_CUDNN(ctx, cudnnCreatePoolingDescriptor(&pdesc))) &&
