@@ -16,7 +16,7 @@
  *   DropoutGrad(dY, mask), attribute ratio -> dX = dY * mask * scale
  *
  * Any output may be omitted. */
-#include "op.h"
+#include "activation_grad.h"
 
 #include <math.h>
 
@@ -119,12 +119,7 @@ static gf_status sigmoid_grad_cpu(gf_op_ctx *ctx)
 
 /* ---- Softmax, LogSoftmax ---- */
 
-/* The (outer, n, inner) view of the tensors: the sums run over n, inner apart. */
-typedef struct softmax_view {
-    int64_t outer, n, inner;
-} softmax_view;
-
-static gf_status softmax_view_of(const gf_op_ctx *ctx, softmax_view *v)
+gf_status gf_softmax_grad_view_of(const gf_op_ctx *ctx, gf_softmax_view *v)
 {
     const gf_tensor *y = ctx->inputs[1];
     int legacy = gf_attr_int(ctx->node, "legacy", 0) != 0;
@@ -132,20 +127,15 @@ static gf_status softmax_view_of(const gf_op_ctx *ctx, softmax_view *v)
     int axis;
     gf_status st = gf_axis(ctx, gf_attr_int(ctx->node, "axis", legacy ? 1 : -1), y->rank, &axis);
     if (st) return st;
-    v->outer = v->n = v->inner = 1;
-    for (int d = 0; d < y->rank; d++) {
-        if (d < axis) v->outer *= y->dims[d];
-        else if (d == axis || legacy) v->n *= y->dims[d];
-        else v->inner *= y->dims[d];
-    }
+    gf_softmax_split(y->rank, y->dims, axis, legacy, v);
     return GF_OK;
 }
 
 static gf_status softmax_grad_infer(gf_op_ctx *ctx)
 {
     gf_status st = y_pair_infer(ctx);
-    softmax_view v;
-    return st ? st : softmax_view_of(ctx, &v);
+    gf_softmax_view v;
+    return st ? st : gf_softmax_grad_view_of(ctx, &v);
 }
 
 /* One line of n values, `stride` apart. */
@@ -169,8 +159,8 @@ typedef void (*line_fn)(const float *dy, const float *y, float *dx, int64_t n, i
 
 static gf_status softmax_lines(gf_op_ctx *ctx, line_fn line)
 {
-    softmax_view v;
-    gf_status st = softmax_view_of(ctx, &v);
+    gf_softmax_view v;
+    gf_status st = gf_softmax_grad_view_of(ctx, &v);
     pair_data p;
     if (st || !pair_data_of(ctx, &p)) return st;
     int64_t lines = v.outer * v.inner;

@@ -32,7 +32,7 @@
  * Inputs are float32 (labels int64); arithmetic is in double. Sums are taken
  * over fixed blocks in a fixed order, so results do not depend on the thread
  * count. */
-#include "op.h"
+#include "loss_train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -43,14 +43,12 @@
 /* Work (in element visits) of one block of a reduction. */
 #define BLOCK_WORK 16384
 
-typedef enum loss_reduction { REDUCE_NONE, REDUCE_SUM, REDUCE_MEAN } loss_reduction;
-
-static gf_status read_reduction(const gf_node *node, loss_reduction *r)
+static gf_status read_reduction(const gf_node *node, gf_loss_reduction *r)
 {
     const char *reduction = gf_attr_string(node, "reduction", "mean");
-    if (!strcmp(reduction, "none")) *r = REDUCE_NONE;
-    else if (!strcmp(reduction, "sum")) *r = REDUCE_SUM;
-    else if (!strcmp(reduction, "mean")) *r = REDUCE_MEAN;
+    if (!strcmp(reduction, "none")) *r = GF_REDUCTION_NONE;
+    else if (!strcmp(reduction, "sum")) *r = GF_REDUCTION_SUM;
+    else if (!strcmp(reduction, "mean")) *r = GF_REDUCTION_MEAN;
     else return gf_fail(GF_ERR_INVALID, "reduction is '%s'; expected none, sum or mean", reduction);
     return GF_OK;
 }
@@ -107,10 +105,10 @@ static gf_status sum_terms(const void *loss, loss_term_fn term, int64_t count, i
 }
 
 /* Writes the reduced loss: every term for "none", else one scalar. */
-static gf_status reduce_terms(const void *loss, loss_term_fn term, int64_t count, int64_t block, loss_reduction r,
+static gf_status reduce_terms(const void *loss, loss_term_fn term, int64_t count, int64_t block, gf_loss_reduction r,
                               float *out)
 {
-    if (r == REDUCE_NONE) {
+    if (r == GF_REDUCTION_NONE) {
         #pragma omp parallel for schedule(static) if (count > block)
         for (int64_t i = 0; i < count; i++) {
             double w;
@@ -120,7 +118,7 @@ static gf_status reduce_terms(const void *loss, loss_term_fn term, int64_t count
     }
     double sum, weight_sum;
     gf_status st = sum_terms(loss, term, count, block, &sum, &weight_sum);
-    if (!st) out[0] = (float)(r == REDUCE_MEAN ? sum / weight_sum : sum);
+    if (!st) out[0] = (float)(r == GF_REDUCTION_MEAN ? sum / weight_sum : sum);
     return st;
 }
 
@@ -139,16 +137,15 @@ typedef struct loss_seed {
     double scalar;
 } loss_seed;
 
-/* dloss must be a scalar for "mean"/"sum" and shaped like the terms for "none". */
-static gf_status check_dloss(const gf_tensor *dloss, loss_reduction r, int rank, const int64_t *dims)
+gf_status gf_loss_check_dloss(const gf_tensor *dloss, gf_loss_reduction r, int rank, const int64_t *dims)
 {
     gf_status st = check_float(dloss, "dloss");
     if (st) return st;
     char got[128];
-    if (r != REDUCE_NONE && gf_tensor_numel(dloss) != 1)
+    if (r != GF_REDUCTION_NONE && gf_tensor_numel(dloss) != 1)
         return gf_fail(GF_ERR_SHAPE, "dloss is %s; expected a scalar for reduction %s",
-                       gf_shape_str(dloss, got, sizeof got), r == REDUCE_SUM ? "sum" : "mean");
-    if (r == REDUCE_NONE && !same_shape(dloss, rank, dims)) {
+                       gf_shape_str(dloss, got, sizeof got), r == GF_REDUCTION_SUM ? "sum" : "mean");
+    if (r == GF_REDUCTION_NONE && !same_shape(dloss, rank, dims)) {
         gf_tensor like = {.rank = rank};
         memcpy(like.dims, dims, (size_t)rank * sizeof *dims);
         char want[128];
@@ -158,10 +155,10 @@ static gf_status check_dloss(const gf_tensor *dloss, loss_reduction r, int rank,
     return GF_OK;
 }
 
-static loss_seed seed_of(const gf_tensor *dloss, loss_reduction r, double total_weight)
+static loss_seed seed_of(const gf_tensor *dloss, gf_loss_reduction r, double total_weight)
 {
-    loss_seed s = {.dloss = dloss->data, .per_term = r == REDUCE_NONE};
-    if (!s.per_term) s.scalar = r == REDUCE_MEAN ? s.dloss[0] / total_weight : s.dloss[0];
+    loss_seed s = {.dloss = dloss->data, .per_term = r == GF_REDUCTION_NONE};
+    if (!s.per_term) s.scalar = r == GF_REDUCTION_MEAN ? s.dloss[0] / total_weight : s.dloss[0];
     return s;
 }
 
@@ -172,21 +169,7 @@ static double seed_at(const loss_seed *s, int64_t i)
 
 /* ---- class losses: CrossEntropyLoss, its gradient, NLLLossGrad ---- */
 
-typedef struct class_loss {
-    loss_reduction reduction;
-    int64_t ignore_index;
-    double smoothing;           /* label_smoothing; 0 for NLL */
-    int64_t n, c, d;            /* scores viewed as [N, C, D] */
-    const gf_tensor *target;    /* [N, d1..dk], viewed as [N, D] */
-    const int64_t *labels;
-    const float *weight;        /* [C]; NULL for all ones */
-    const float *scores;        /* the forward's scores, or log_prob / input for the gradients */
-    float *out;                 /* the forward's log_prob, or the gradient */
-    loss_seed seed;             /* for the gradients */
-} class_loss;
-
-/* Reads the attributes and checks scores (input `first`), target and weight. */
-static gf_status read_class_loss(const gf_op_ctx *ctx, int first, int with_smoothing, class_loss *s)
+gf_status gf_class_loss_read(const gf_op_ctx *ctx, int first, int with_smoothing, gf_class_loss *s)
 {
     const gf_tensor *scores = ctx->inputs[first], *target = ctx->inputs[first + 1];
     const gf_tensor *weight = optional_input(ctx, first + 2);
@@ -246,7 +229,7 @@ static void format_position(const gf_tensor *target, int64_t pos, char *buf, siz
 }
 
 /* Every label must be a class index or ignore_index: labels index the scores and weight. */
-static gf_status check_labels(const class_loss *s)
+static gf_status check_labels(const gf_class_loss *s)
 {
     for (int64_t pos = 0; pos < s->n * s->d; pos++) {
         int64_t l = s->labels[pos];
@@ -259,31 +242,38 @@ static gf_status check_labels(const class_loss *s)
     return GF_OK;
 }
 
-static double class_weight(const class_loss *s, int64_t k)
+static double class_weight(const gf_class_loss *s, int64_t k)
 {
     return s->weight ? s->weight[k] : 1.0;
 }
 
 /* The weight target position `pos` carries: 0 when ignored. */
-static double target_weight(const class_loss *s, int64_t pos)
+static double target_weight(const gf_class_loss *s, int64_t pos)
 {
     int64_t t = s->labels[pos];
     return t == s->ignore_index ? 0 : class_weight(s, t);
 }
 
 /* Offset of class 0 at target position `pos` in [N, C, D]; classes are D apart. */
-static int64_t line_base(const class_loss *s, int64_t pos)
+static int64_t line_base(const gf_class_loss *s, int64_t pos)
 {
     return pos / s->d * s->c * s->d + pos % s->d;
 }
 
+/* CrossEntropyLoss's terms: the class loss, and where they write the log-softmax. */
+typedef struct cross_entropy_pass {
+    gf_class_loss s;
+    float *log_prob;
+} cross_entropy_pass;
+
 /* Writes the log-softmax of position `pos` and returns its loss. */
 static double cross_entropy_term(const void *loss, int64_t pos, double *weight)
 {
-    const class_loss *s = loss;
+    const cross_entropy_pass *pass = loss;
+    const gf_class_loss *s = &pass->s;
     int64_t base = line_base(s, pos), d = s->d;
     const float *x = s->scores + base;
-    float *log_prob = s->out + base;
+    float *log_prob = pass->log_prob + base;
     double max = -INFINITY, sum = 0, smooth = 0;
     for (int64_t k = 0; k < s->c; k++) max = fmax(max, x[k * d]);
     for (int64_t k = 0; k < s->c; k++) sum += exp(x[k * d] - max);
@@ -309,10 +299,10 @@ static double weight_term(const void *loss, int64_t pos, double *weight)
 static gf_status cross_entropy_infer(gf_op_ctx *ctx)
 {
     gf_status st = gf_check_inputs(ctx, 2, 3);
-    class_loss s;
-    if (st || (st = read_class_loss(ctx, 0, 1, &s))) return st;
+    gf_class_loss s;
+    if (st || (st = gf_class_loss_read(ctx, 0, 1, &s))) return st;
     const gf_tensor *target = ctx->inputs[1];
-    if (s.reduction == REDUCE_NONE) gf_set_shape(ctx->outputs[0], GF_FLOAT, target->rank, target->dims);
+    if (s.reduction == GF_REDUCTION_NONE) gf_set_shape(ctx->outputs[0], GF_FLOAT, target->rank, target->dims);
     else gf_set_shape(ctx->outputs[0], GF_FLOAT, 0, NULL);
     if (ctx->n_outputs > 1) gf_set_like(ctx->outputs[1], ctx->inputs[0]);
     return GF_OK;
@@ -320,34 +310,35 @@ static gf_status cross_entropy_infer(gf_op_ctx *ctx)
 
 static gf_status cross_entropy_cpu(gf_op_ctx *ctx)
 {
-    class_loss s;
-    gf_status st = read_class_loss(ctx, 0, 1, &s);
-    if (st || (st = check_labels(&s))) return st;
+    cross_entropy_pass pass;
+    const gf_class_loss *s = &pass.s;
+    gf_status st = gf_class_loss_read(ctx, 0, 1, &pass.s);
+    if (st || (st = check_labels(s))) return st;
     gf_tensor *log_prob = ctx->n_outputs > 1 ? ctx->outputs[1] : NULL;
     float *scratch = NULL;
     if (log_prob) {
-        s.out = log_prob->data;
+        pass.log_prob = log_prob->data;
     } else {
         size_t bytes = gf_tensor_nbytes(ctx->inputs[0]);
-        if (!(s.out = scratch = malloc(bytes ? bytes : 1)))
+        if (!(pass.log_prob = scratch = malloc(bytes ? bytes : 1)))
             return gf_fail(GF_ERR_NOMEM, "out of memory: log-probabilities need %zu bytes", bytes);
     }
-    st = reduce_terms(&s, cross_entropy_term, s.n * s.d, block_of(s.c * 3), s.reduction, ctx->outputs[0]->data);
+    st = reduce_terms(&pass, cross_entropy_term, s->n * s->d, block_of(s->c * 3), s->reduction, ctx->outputs[0]->data);
     free(scratch);
     return st;
 }
 
 /* Reads a class loss gradient's inputs (dloss, scores-like, target, [weight]). */
-static gf_status read_class_grad(const gf_op_ctx *ctx, int with_smoothing, class_loss *s)
+static gf_status read_class_grad(const gf_op_ctx *ctx, int with_smoothing, gf_class_loss *s)
 {
     gf_status st = gf_check_inputs(ctx, 3, 4);
-    if (st || (st = read_class_loss(ctx, 1, with_smoothing, s))) return st;
-    return check_dloss(ctx->inputs[0], s->reduction, s->target->rank, s->target->dims);
+    if (st || (st = gf_class_loss_read(ctx, 1, with_smoothing, s))) return st;
+    return gf_loss_check_dloss(ctx->inputs[0], s->reduction, s->target->rank, s->target->dims);
 }
 
 static gf_status class_grad_infer(gf_op_ctx *ctx, int with_smoothing)
 {
-    class_loss s;
+    gf_class_loss s;
     gf_status st = read_class_grad(ctx, with_smoothing, &s);
     if (!st) gf_set_like(ctx->outputs[0], ctx->inputs[1]);
     return st;
@@ -356,70 +347,68 @@ static gf_status class_grad_infer(gf_op_ctx *ctx, int with_smoothing)
 static gf_status cross_entropy_grad_infer(gf_op_ctx *ctx) { return class_grad_infer(ctx, 1); }
 static gf_status nll_grad_infer(gf_op_ctx *ctx) { return class_grad_infer(ctx, 0); }
 
-/* Reads the inputs, checks the labels and sets the seed and output of a class loss gradient. */
-static gf_status prepare_class_grad(gf_op_ctx *ctx, int with_smoothing, class_loss *s)
-{
-    gf_status st = read_class_grad(ctx, with_smoothing, s);
-    if (st || (st = check_labels(s))) return st;
-    double total_weight = 0, unused;
-    if (s->reduction == REDUCE_MEAN &&
-        (st = sum_terms(s, weight_term, s->n * s->d, BLOCK_WORK, &unused, &total_weight)))
-        return st;
-    s->seed = seed_of(ctx->inputs[0], s->reduction, total_weight);
-    s->out = ctx->outputs[0]->data;
-    return GF_OK;
-}
-
 /* d loss / d scores[k] = g * ((1 - e) * w[t] * (p[k] - [k == t]) + e / C * (W * p[k] - w[k])),
  * p = exp(log_prob), W = sum_k w[k]; 0 at ignored positions. */
-static gf_status cross_entropy_grad_cpu(gf_op_ctx *ctx)
+static void cross_entropy_grad(const gf_class_loss *s, const loss_seed *seed, float *out)
 {
-    class_loss s;
-    gf_status st = prepare_class_grad(ctx, 1, &s);
-    if (st) return st;
     double weight_total = 0;
-    for (int64_t k = 0; k < s.c; k++) weight_total += class_weight(&s, k);
-    int64_t positions = s.n * s.d;
-    #pragma omp parallel for schedule(static) if (positions * s.c > 32768)
+    for (int64_t k = 0; k < s->c; k++) weight_total += class_weight(s, k);
+    int64_t positions = s->n * s->d;
+    #pragma omp parallel for schedule(static) if (positions * s->c > 32768)
     for (int64_t pos = 0; pos < positions; pos++) {
-        int64_t base = line_base(&s, pos), t = s.labels[pos];
-        float *dx = s.out + base;
-        const float *log_prob = s.scores + base;
-        if (t == s.ignore_index) {
-            for (int64_t k = 0; k < s.c; k++) dx[k * s.d] = 0;
+        int64_t base = line_base(s, pos), t = s->labels[pos];
+        float *dx = out + base;
+        const float *log_prob = s->scores + base;
+        if (t == s->ignore_index) {
+            for (int64_t k = 0; k < s->c; k++) dx[k * s->d] = 0;
             continue;
         }
-        double g = seed_at(&s.seed, pos), wt = class_weight(&s, t);
-        double hard = g * (1 - s.smoothing) * wt, soft = g * s.smoothing / (double)s.c;
-        for (int64_t k = 0; k < s.c; k++) {
-            double p = exp(log_prob[k * s.d]);
-            dx[k * s.d] = (float)(hard * (p - (k == t)) + soft * (weight_total * p - class_weight(&s, k)));
+        double g = seed_at(seed, pos), wt = class_weight(s, t);
+        double hard = g * (1 - s->smoothing) * wt, soft = g * s->smoothing / (double)s->c;
+        for (int64_t k = 0; k < s->c; k++) {
+            double p = exp(log_prob[k * s->d]);
+            dx[k * s->d] = (float)(hard * (p - (k == t)) + soft * (weight_total * p - class_weight(s, k)));
         }
     }
-    return GF_OK;
 }
 
 /* d loss / d input[t] = -w[t] * g at the target class t, 0 elsewhere and at ignored positions. */
-static gf_status nll_grad_cpu(gf_op_ctx *ctx)
+static void nll_grad(const gf_class_loss *s, const loss_seed *seed, float *out)
 {
-    class_loss s;
-    gf_status st = prepare_class_grad(ctx, 0, &s);
-    if (st) return st;
-    int64_t positions = s.n * s.d;
-    #pragma omp parallel for schedule(static) if (positions * s.c > 32768)
+    int64_t positions = s->n * s->d;
+    #pragma omp parallel for schedule(static) if (positions * s->c > 32768)
     for (int64_t pos = 0; pos < positions; pos++) {
-        float *dx = s.out + line_base(&s, pos);
-        for (int64_t k = 0; k < s.c; k++) dx[k * s.d] = 0;
-        if (s.labels[pos] != s.ignore_index)
-            dx[s.labels[pos] * s.d] = (float)(-target_weight(&s, pos) * seed_at(&s.seed, pos));
+        float *dx = out + line_base(s, pos);
+        for (int64_t k = 0; k < s->c; k++) dx[k * s->d] = 0;
+        if (s->labels[pos] != s->ignore_index)
+            dx[s->labels[pos] * s->d] = (float)(-target_weight(s, pos) * seed_at(seed, pos));
     }
+}
+
+typedef void (*class_grad_fn)(const gf_class_loss *s, const loss_seed *seed, float *out);
+
+/* Reads the inputs, checks the labels, and writes the gradient with the seed of dloss. */
+static gf_status class_grad_cpu(gf_op_ctx *ctx, int with_smoothing, class_grad_fn grad)
+{
+    gf_class_loss s;
+    gf_status st = read_class_grad(ctx, with_smoothing, &s);
+    if (st || (st = check_labels(&s))) return st;
+    double total_weight = 0, unused;
+    if (s.reduction == GF_REDUCTION_MEAN &&
+        (st = sum_terms(&s, weight_term, s.n * s.d, BLOCK_WORK, &unused, &total_weight)))
+        return st;
+    loss_seed seed = seed_of(ctx->inputs[0], s.reduction, total_weight);
+    grad(&s, &seed, ctx->outputs[0]->data);
     return GF_OK;
 }
+
+static gf_status cross_entropy_grad_cpu(gf_op_ctx *ctx) { return class_grad_cpu(ctx, 1, cross_entropy_grad); }
+static gf_status nll_grad_cpu(gf_op_ctx *ctx) { return class_grad_cpu(ctx, 0, nll_grad); }
 
 /* ---- element-wise losses: MSE, L1, BCE with logits ---- */
 
 typedef struct pointwise_loss {
-    loss_reduction reduction;
+    gf_loss_reduction reduction;
     int64_t count;
     const float *x, *y;
     float *weight, *pos_weight; /* broadcast to x's shape; NULL when absent */
@@ -442,8 +431,7 @@ static gf_status check_broadcasts_to(const gf_tensor *w, const gf_tensor *x, con
     return GF_OK;
 }
 
-/* Checks x (input `first`), y and, where the op takes them, weight and pos_weight. */
-static gf_status check_pointwise(const gf_op_ctx *ctx, int first, loss_reduction *r)
+gf_status gf_pointwise_loss_check(const gf_op_ctx *ctx, int first, gf_loss_reduction *r)
 {
     const gf_tensor *x = ctx->inputs[first], *y = ctx->inputs[first + 1];
     gf_status st = read_reduction(ctx->node, r);
@@ -483,7 +471,7 @@ static void release_pointwise(pointwise_loss *p)
 static gf_status read_pointwise(const gf_op_ctx *ctx, int first, pointwise_loss *p)
 {
     *p = (pointwise_loss){0};
-    gf_status st = check_pointwise(ctx, first, &p->reduction);
+    gf_status st = gf_pointwise_loss_check(ctx, first, &p->reduction);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[first];
     const gf_tensor *weight = optional_input(ctx, first + 2), *pos_weight = optional_input(ctx, first + 3);
@@ -499,9 +487,9 @@ static gf_status read_pointwise(const gf_op_ctx *ctx, int first, pointwise_loss 
 static gf_status pointwise_infer(gf_op_ctx *ctx, int max_inputs)
 {
     gf_status st = gf_check_inputs(ctx, 2, max_inputs);
-    loss_reduction r;
-    if (st || (st = check_pointwise(ctx, 0, &r))) return st;
-    if (r == REDUCE_NONE) gf_set_like(ctx->outputs[0], ctx->inputs[0]);
+    gf_loss_reduction r;
+    if (st || (st = gf_pointwise_loss_check(ctx, 0, &r))) return st;
+    if (r == GF_REDUCTION_NONE) gf_set_like(ctx->outputs[0], ctx->inputs[0]);
     else gf_set_shape(ctx->outputs[0], GF_FLOAT, 0, NULL);
     return GF_OK;
 }
@@ -509,10 +497,10 @@ static gf_status pointwise_infer(gf_op_ctx *ctx, int max_inputs)
 static gf_status pointwise_grad_infer(gf_op_ctx *ctx, int max_inputs)
 {
     gf_status st = gf_check_inputs(ctx, 3, max_inputs);
-    loss_reduction r;
-    if (st || (st = check_pointwise(ctx, 1, &r))) return st;
+    gf_loss_reduction r;
+    if (st || (st = gf_pointwise_loss_check(ctx, 1, &r))) return st;
     const gf_tensor *x = ctx->inputs[1];
-    if ((st = check_dloss(ctx->inputs[0], r, x->rank, x->dims))) return st;
+    if ((st = gf_loss_check_dloss(ctx->inputs[0], r, x->rank, x->dims))) return st;
     gf_set_like(ctx->outputs[0], x);
     return GF_OK;
 }
@@ -895,7 +883,7 @@ static gf_status yolo_grad_infer(gf_op_ctx *ctx)
 {
     yolo_loss y;
     gf_status st = read_yolo_loss(ctx, 1, &y);
-    if (st || (st = check_dloss(ctx->inputs[0], REDUCE_SUM, 0, NULL))) return st;
+    if (st || (st = gf_loss_check_dloss(ctx->inputs[0], GF_REDUCTION_SUM, 0, NULL))) return st;
     if (ctx->n_outputs != y.heads)
         return gf_fail(GF_ERR_INVALID, "has %d outputs; expected one gradient per head (%d)", ctx->n_outputs, y.heads);
     for (int l = 0; l < y.heads; l++) gf_set_like(ctx->outputs[l], y.p[l]);

@@ -25,7 +25,7 @@
  * (its first value; saved_mean in the gradient), so that the variance does not cancel.
  * Each sum runs in LANES partial sums, a loop the compiler vectorizes without reordering
  * additions. */
-#include "op.h"
+#include "norm_grad.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -37,12 +37,7 @@
 
 static const gf_dtype float_only[] = {GF_FLOAT, GF_UNDEFINED};
 
-/* X viewed as [n, c, inner]. */
-typedef struct bn_shape {
-    int64_t n, c, inner;
-} bn_shape;
-
-static int64_t bn_count(const bn_shape *s) { return s->n * s->inner; }
+static int64_t bn_count(const gf_bn_shape *s) { return s->n * s->inner; }
 
 static gf_status check_floats(const gf_op_ctx *ctx)
 {
@@ -54,7 +49,7 @@ static gf_status check_floats(const gf_op_ctx *ctx)
 /* Reads X's shape (input x_index) and checks that the inputs from first_channel_input
  * on have one element per channel; `names` names every input. */
 static gf_status bn_shape_of(const gf_op_ctx *ctx, int x_index, int first_channel_input, const char *const *names,
-                             bn_shape *s)
+                             gf_bn_shape *s)
 {
     const gf_tensor *x = ctx->inputs[x_index];
     if (x->rank < 2)
@@ -68,6 +63,17 @@ static gf_status bn_shape_of(const gf_op_ctx *ctx, int x_index, int first_channe
             return gf_fail(GF_ERR_SHAPE, "input %s has %lld elements, X has %lld channels", names[i],
                            (long long)gf_tensor_numel(ctx->inputs[i]), (long long)s->c);
     return GF_OK;
+}
+
+static const char *const train_inputs[] = {"X", "scale", "B", "running_mean", "running_var"};
+static const char *const grad_inputs[] = {"dY", "X", "scale", "saved_mean", "saved_invstd"};
+
+gf_status gf_bn_read_shape(const gf_op_ctx *ctx, int grad, gf_bn_shape *s)
+{
+    int x = grad != 0; /* dY comes first in the gradient */
+    gf_status st = gf_check_inputs(ctx, 5, 5);
+    if (!st) st = check_floats(ctx);
+    return st ? st : bn_shape_of(ctx, x, x + 1, x ? grad_inputs : train_inputs, s);
 }
 
 /* ---- the two passes ---- */
@@ -107,7 +113,7 @@ static void sum_row(const float *x, const float *dy, int64_t len, double shift, 
 }
 
 /* X is [n, c, inner] with inner > 1: each channel's rows, lane by lane. */
-static void sum_channels_by_rows(const bn_shape *s, const float *x, const float *dy, const channel_sums *out)
+static void sum_channels_by_rows(const gf_bn_shape *s, const float *x, const float *dy, const channel_sums *out)
 {
     #pragma omp parallel for schedule(static) if (s->n * s->c * s->inner > PARALLEL_MIN)
     for (int64_t c = 0; c < s->c; c++) {
@@ -125,7 +131,7 @@ static void sum_channels_by_rows(const bn_shape *s, const float *x, const float 
 
 /* X is [n, c] (inner is 1): blocks of channels, each summed along the rows across its
  * channels, so that the loop runs over contiguous values. */
-static void sum_channels_by_columns(const bn_shape *s, const float *x, const float *dy, const channel_sums *out)
+static void sum_channels_by_columns(const gf_bn_shape *s, const float *x, const float *dy, const channel_sums *out)
 {
     int64_t blocks = (s->c + CHANNEL_BLOCK - 1) / CHANNEL_BLOCK;
     #pragma omp parallel for schedule(static) if (s->n * s->c > PARALLEL_MIN)
@@ -148,7 +154,7 @@ static void sum_channels_by_columns(const bn_shape *s, const float *x, const flo
 /* X blocked (N x C/b x inner x b, op.h): b channels at a time, each position's b values
  * side by side. Every channel's values go to the lanes they take in sum_row (position mod
  * LANES) in the same order, so the sums are those of the plain layout, bit for bit. */
-static void sum_channels_blocked(const bn_shape *s, const float *x, const float *dy, const channel_sums *out)
+static void sum_channels_blocked(const gf_bn_shape *s, const float *x, const float *dy, const channel_sums *out)
 {
     int64_t b = gf_layout_block(), blocks = s->c / b;
     #pragma omp parallel for schedule(static) if (s->n * s->c * s->inner > PARALLEL_MIN)
@@ -186,7 +192,7 @@ static void sum_channels_blocked(const bn_shape *s, const float *x, const float 
     }
 }
 
-static void sum_channels(const bn_shape *s, int layout, const float *x, const float *dy, const channel_sums *out)
+static void sum_channels(const gf_bn_shape *s, int layout, const float *x, const float *dy, const channel_sums *out)
 {
     if (layout == GF_LAYOUT_BLOCKED) sum_channels_blocked(s, x, dy, out);
     else if (s->inner == 1) sum_channels_by_columns(s, x, dy, out);
@@ -201,7 +207,7 @@ typedef struct channel_affine {
     float *shift, *delta, *slope, *offset, *dy_slope;
 } channel_affine;
 
-static void map_channels(const bn_shape *s, int layout, const float *x, const float *dy, const channel_affine *f,
+static void map_channels(const gf_bn_shape *s, int layout, const float *x, const float *dy, const channel_affine *f,
                          float *out)
 {
     if (layout == GF_LAYOUT_BLOCKED) {
@@ -281,14 +287,10 @@ static float *output_data(const gf_op_ctx *ctx, int i)
 
 /* ---- BatchNormTrain ---- */
 
-static const char *const train_inputs[] = {"X", "scale", "B", "running_mean", "running_var"};
-
 static gf_status bn_train_infer(gf_op_ctx *ctx)
 {
-    gf_status st = gf_check_inputs(ctx, 5, 5);
-    if (!st) st = check_floats(ctx);
-    bn_shape s;
-    if (!st) st = bn_shape_of(ctx, 0, 1, train_inputs, &s);
+    gf_bn_shape s;
+    gf_status st = gf_bn_read_shape(ctx, 0, &s);
     if (st) return st;
     const int64_t channels[1] = {s.c};
     for (int i = 0; i < ctx->n_outputs; i++) {
@@ -303,7 +305,7 @@ static gf_status bn_train_infer(gf_op_ctx *ctx)
 /* Writes the statistics outputs that are asked for and sets Y's map, from the sums. The
  * new running statistics may share storage with the old ones (a training session updates
  * them in place): each element is read before it is written. */
-static void bn_train_finish(const gf_op_ctx *ctx, const bn_shape *s, const bn_scratch *w)
+static void bn_train_finish(const gf_op_ctx *ctx, const gf_bn_shape *s, const bn_scratch *w)
 {
     double eps = gf_attr_float(ctx->node, "epsilon", 1e-5f), momentum = gf_attr_float(ctx->node, "momentum", 0.9f);
     const float *scale = ctx->inputs[1]->data, *bias = ctx->inputs[2]->data;
@@ -329,7 +331,7 @@ static void bn_train_finish(const gf_op_ctx *ctx, const bn_shape *s, const bn_sc
 
 static gf_status bn_train_cpu(gf_op_ctx *ctx)
 {
-    bn_shape s;
+    gf_bn_shape s;
     gf_status st = bn_shape_of(ctx, 0, 1, train_inputs, &s);
     if (st || s.c == 0) return st;
     if (bn_count(&s) < 2)
@@ -350,14 +352,10 @@ static gf_status bn_train_cpu(gf_op_ctx *ctx)
 
 /* ---- BatchNormGrad ---- */
 
-static const char *const grad_inputs[] = {"dY", "X", "scale", "saved_mean", "saved_invstd"};
-
 static gf_status bn_grad_infer(gf_op_ctx *ctx)
 {
-    gf_status st = gf_check_inputs(ctx, 5, 5);
-    if (!st) st = check_floats(ctx);
-    bn_shape s;
-    if (!st) st = bn_shape_of(ctx, 1, 2, grad_inputs, &s);
+    gf_bn_shape s;
+    gf_status st = gf_bn_read_shape(ctx, 1, &s);
     if (st) return st;
     const gf_tensor *dy = ctx->inputs[0], *x = ctx->inputs[1];
     int same = dy->rank == x->rank;
@@ -374,7 +372,7 @@ static gf_status bn_grad_infer(gf_op_ctx *ctx)
 
 static gf_status bn_grad_cpu(gf_op_ctx *ctx)
 {
-    bn_shape s;
+    gf_bn_shape s;
     gf_status st = bn_shape_of(ctx, 1, 2, grad_inputs, &s);
     if (st || s.c == 0) return st;
     bn_scratch w;

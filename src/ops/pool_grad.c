@@ -14,23 +14,18 @@
  * Windows overlap when strides are smaller than kernels, so gradients are scattered into
  * each channel plane by one thread, in a fixed order: results do not depend on the
  * thread count. */
-#include "dnnl_util.h"
+#include "pool_grad.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct pool_grad_shape {
-    int64_t n, c;
-    gf_window w;  /* the forward pool's window over X */
-} pool_grad_shape;
 
 static const gf_dtype float_only[] = {GF_FLOAT, GF_UNDEFINED};
 
 /* The forward pool's geometry over X (a tensor, or a shape standing for one, named
  * x_name in errors), and the check of dY against it. Global pools have one window. */
 static gf_status pool_geometry(const gf_op_ctx *ctx, const gf_tensor *dy, const gf_tensor *x, const char *x_name,
-                               int global, pool_grad_shape *sh)
+                               int global, gf_pool_grad_shape *sh)
 {
     if (x->rank < 3) return gf_fail(GF_ERR_SHAPE, "%s has rank %d, expected N x C x spatial dims", x_name, x->rank);
     memset(sh, 0, sizeof *sh);
@@ -49,9 +44,7 @@ static gf_status pool_geometry(const gf_op_ctx *ctx, const gf_tensor *dy, const 
     return gf_window_check_output(dy, "dY", sh->n, sh->c, &sh->w, pooling);
 }
 
-/* Reads AveragePoolGrad's or GlobalAveragePoolGrad's inputs: dY and x_shape, read into
- * *x. *dynamic is set when x_shape is not known yet. */
-static gf_status read_average(const gf_op_ctx *ctx, pool_grad_shape *sh, gf_tensor *x, int *dynamic)
+gf_status gf_pool_grad_read_average(const gf_op_ctx *ctx, gf_pool_grad_shape *sh, gf_tensor *x, int *dynamic)
 {
     gf_status st = gf_check_inputs(ctx, 2, 2);
     if (!st) st = gf_check_dtype(ctx, 0, float_only);
@@ -63,7 +56,7 @@ static gf_status read_average(const gf_op_ctx *ctx, pool_grad_shape *sh, gf_tens
     return pool_geometry(ctx, ctx->inputs[0], x, "X (x_shape)", global, sh);
 }
 
-static gf_status read_max(const gf_op_ctx *ctx, pool_grad_shape *sh)
+gf_status gf_pool_grad_read_max(const gf_op_ctx *ctx, gf_pool_grad_shape *sh)
 {
     gf_status st = gf_check_inputs(ctx, 2, 2);
     if (!st) st = gf_check_dtype(ctx, 0, float_only);
@@ -105,7 +98,7 @@ static tap_span *window_spans(const gf_window *w, tap_span *spans[3])
     return all;
 }
 
-static gf_status max_pool_grad(const pool_grad_shape *sh, const float *dy, const float *x, float *dx)
+static gf_status max_pool_grad(const gf_pool_grad_shape *sh, const float *dy, const float *x, float *dx)
 {
     const gf_window *w = &sh->w;
     tap_span *spans[3], *all = window_spans(w, spans);
@@ -141,7 +134,7 @@ static gf_status max_pool_grad(const pool_grad_shape *sh, const float *dy, const
     return GF_OK;
 }
 
-static gf_status average_pool_grad(const pool_grad_shape *sh, int count_include_pad, const float *dy, float *dx)
+static gf_status average_pool_grad(const gf_pool_grad_shape *sh, int count_include_pad, const float *dy, float *dx)
 {
     const gf_window *w = &sh->w;
     tap_span *spans[3], *all = window_spans(w, spans);
@@ -171,7 +164,7 @@ static gf_status average_pool_grad(const pool_grad_shape *sh, int count_include_
     return GF_OK;
 }
 
-static void global_average_pool_grad(const pool_grad_shape *sh, const float *dy, float *dx)
+static void global_average_pool_grad(const gf_pool_grad_shape *sh, const float *dy, float *dx)
 {
     int64_t in_size = gf_window_size(sh->w.in);
 #pragma omp parallel for schedule(static)
@@ -185,7 +178,7 @@ static void global_average_pool_grad(const pool_grad_shape *sh, const float *dy,
  * Each block's b channels go through their windows side by side, every channel's taps in
  * the order of the plain kernels above, so the values are theirs bit for bit. */
 
-static gf_status max_pool_grad_blocked(const pool_grad_shape *sh, const float *dy, const float *x, float *dx)
+static gf_status max_pool_grad_blocked(const gf_pool_grad_shape *sh, const float *dy, const float *x, float *dx)
 {
     const gf_window *w = &sh->w;
     tap_span *spans[3], *all = window_spans(w, spans);
@@ -228,7 +221,7 @@ static gf_status max_pool_grad_blocked(const pool_grad_shape *sh, const float *d
     return GF_OK;
 }
 
-static gf_status average_pool_grad_blocked(const pool_grad_shape *sh, int count_include_pad, const float *dy, float *dx)
+static gf_status average_pool_grad_blocked(const gf_pool_grad_shape *sh, int count_include_pad, const float *dy, float *dx)
 {
     const gf_window *w = &sh->w;
     tap_span *spans[3], *all = window_spans(w, spans);
@@ -261,7 +254,7 @@ static gf_status average_pool_grad_blocked(const pool_grad_shape *sh, int count_
     return GF_OK;
 }
 
-static void global_average_pool_grad_blocked(const pool_grad_shape *sh, const float *dy, float *dx)
+static void global_average_pool_grad_blocked(const gf_pool_grad_shape *sh, const float *dy, float *dx)
 {
     int64_t in_size = gf_window_size(sh->w.in), b = gf_layout_block(), blocks = sh->n * (sh->c / b);
 #pragma omp parallel for schedule(static)
@@ -289,16 +282,16 @@ static gf_status plain_copy(const gf_tensor *t, int layout, float **copy, const 
 
 static gf_status max_pool_grad_infer(gf_op_ctx *ctx)
 {
-    pool_grad_shape sh;
-    gf_status st = read_max(ctx, &sh);
+    gf_pool_grad_shape sh;
+    gf_status st = gf_pool_grad_read_max(ctx, &sh);
     if (!st && ctx->outputs[0]) gf_set_like(ctx->outputs[0], ctx->inputs[1]);
     return st;
 }
 
 static gf_status max_pool_grad_cpu(gf_op_ctx *ctx)
 {
-    pool_grad_shape sh;
-    gf_status st = read_max(ctx, &sh);
+    gf_pool_grad_shape sh;
+    gf_status st = gf_pool_grad_read_max(ctx, &sh);
     if (st || !ctx->outputs[0]) return st;
     int dy_l = gf_in_layout(ctx, 0), x_l = gf_in_layout(ctx, 1), dx_l = gf_out_layout(ctx, 0);
     gf_tensor *dxt = ctx->outputs[0];
@@ -319,10 +312,10 @@ static gf_status max_pool_grad_cpu(gf_op_ctx *ctx)
 
 static gf_status average_grad_infer(gf_op_ctx *ctx)
 {
-    pool_grad_shape sh;
+    gf_pool_grad_shape sh;
     gf_tensor x;
     int dynamic;
-    gf_status st = read_average(ctx, &sh, &x, &dynamic);
+    gf_status st = gf_pool_grad_read_average(ctx, &sh, &x, &dynamic);
     if (st || !ctx->outputs[0]) return st;
     if (dynamic) gf_set_dynamic(ctx->outputs[0], GF_FLOAT);
     else gf_set_shape(ctx->outputs[0], GF_FLOAT, x.rank, x.dims);
@@ -331,10 +324,10 @@ static gf_status average_grad_infer(gf_op_ctx *ctx)
 
 static gf_status average_grad_cpu(gf_op_ctx *ctx)
 {
-    pool_grad_shape sh;
+    gf_pool_grad_shape sh;
     gf_tensor x;
     int dynamic;
-    gf_status st = read_average(ctx, &sh, &x, &dynamic);
+    gf_status st = gf_pool_grad_read_average(ctx, &sh, &x, &dynamic);
     if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "x_shape is still unknown while running");
     if (st || !ctx->outputs[0]) return st;
     const float *dy = ctx->inputs[0]->data;

@@ -5,6 +5,8 @@
  * host input. Omitted outputs are not computed. */
 #include "cuda_util.cuh"
 
+#include "../activation_grad.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -54,27 +56,6 @@ static gf_status pair_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 
 /* ---- SoftmaxGrad, LogSoftmaxGrad ---- */
 
-typedef struct softmax_view {
-    int64_t outer, n, inner;
-} softmax_view;
-
-static gf_status softmax_view_of(const gf_op_ctx *ctx, softmax_view *v)
-{
-    const gf_tensor *y = ctx->inputs[1];
-    int legacy = gf_attr_int(ctx->node, "legacy", 0) != 0;
-    if (y->rank == 0) return gf_fail(GF_ERR_SHAPE, "Y is a scalar; it needs at least one axis");
-    int axis;
-    gf_status st = gf_axis(ctx, gf_attr_int(ctx->node, "axis", legacy ? 1 : -1), y->rank, &axis);
-    if (st) return st;
-    v->outer = v->n = v->inner = 1;
-    for (int d = 0; d < y->rank; d++) {
-        if (d < axis) v->outer *= y->dims[d];
-        else if (d == axis || legacy) v->n *= y->dims[d];
-        else v->inner *= y->dims[d];
-    }
-    return GF_OK;
-}
-
 /* One line per thread, as activation_grad.c's softmax_grad_line / log_softmax_grad_line. */
 __global__ void softmax_grad_kernel(const float *dy, const float *y, float *dx, int64_t n, int64_t inner,
                                     int64_t lines, int log)
@@ -98,9 +79,9 @@ __global__ void softmax_grad_kernel(const float *dy, const float *y, float *dx, 
 
 static gf_status softmax_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    softmax_view v = {0, 0, 0};
+    gf_softmax_view v = {0, 0, 0};
     gf_status st = pair_check(ctx);
-    if (!st) st = softmax_view_of(ctx, &v);
+    if (!st) st = gf_softmax_grad_view_of(ctx, &v);
     if (st) return gf_cuda_node_context(ctx, st);
     if (!ctx->outputs[0]) return GF_OK;
     int64_t lines = v.outer * v.inner;

@@ -11,57 +11,12 @@
  * the reference words it) and counts for nothing meanwhile. */
 #include "cuda_util.cuh"
 
+#include "../loss_train.h"
+
 #include <math.h>
 #include <string.h>
 
-typedef enum loss_reduction { REDUCE_NONE, REDUCE_SUM, REDUCE_MEAN } loss_reduction;
-
-static gf_status read_reduction(const gf_node *node, loss_reduction *r)
-{
-    const char *reduction = gf_attr_string(node, "reduction", "mean");
-    if (!strcmp(reduction, "none")) *r = REDUCE_NONE;
-    else if (!strcmp(reduction, "sum")) *r = REDUCE_SUM;
-    else if (!strcmp(reduction, "mean")) *r = REDUCE_MEAN;
-    else return gf_fail(GF_ERR_INVALID, "reduction is '%s'; expected none, sum or mean", reduction);
-    return GF_OK;
-}
-
 static const gf_tensor *optional_input(const gf_op_ctx *ctx, int i) { return i < ctx->n_inputs ? ctx->inputs[i] : NULL; }
-
-static gf_status check_float(const gf_tensor *t, const char *what)
-{
-    if (t->dtype != GF_FLOAT)
-        return gf_fail(GF_ERR_UNSUPPORTED, "%s has element type %s; expected float32", what, gf_dtype_name(t->dtype));
-    return GF_OK;
-}
-
-static int same_shape(const gf_tensor *a, int rank, const int64_t *dims)
-{
-    if (a->rank != rank) return 0;
-    for (int i = 0; i < rank; i++)
-        if (a->dims[i] != dims[i]) return 0;
-    return 1;
-}
-
-static gf_status check_dloss(const gf_tensor *dloss, loss_reduction r, int rank, const int64_t *dims)
-{
-    gf_status st = check_float(dloss, "dloss");
-    if (st) return st;
-    char got[128];
-    if (r != REDUCE_NONE && gf_tensor_numel(dloss) != 1)
-        return gf_fail(GF_ERR_SHAPE, "dloss is %s; expected a scalar for reduction %s",
-                       gf_shape_str(dloss, got, sizeof got), r == REDUCE_SUM ? "sum" : "mean");
-    if (r == REDUCE_NONE && !same_shape(dloss, rank, dims)) {
-        gf_tensor like;
-        memset(&like, 0, sizeof like);
-        like.rank = rank;
-        memcpy(like.dims, dims, (size_t)rank * sizeof *dims);
-        char want[128];
-        return gf_fail(GF_ERR_SHAPE, "dloss is %s; expected %s, the shape of the loss with reduction none",
-                       gf_shape_str(dloss, got, sizeof got), gf_shape_str(&like, want, sizeof want));
-    }
-    return GF_OK;
-}
 
 /* ---- fixed-order sums ---- */
 
@@ -134,57 +89,6 @@ __global__ void each_term_kernel(F f, int64_t n, float *out)
 
 /* ---- class losses ---- */
 
-typedef struct class_loss {
-    loss_reduction reduction;
-    int64_t ignore_index;
-    double smoothing;
-    int64_t n, c, d;
-    const gf_tensor *target;
-    const int64_t *labels;
-    const float *weight;
-    const float *scores;
-} class_loss;
-
-/* loss_train.c's read_class_loss. */
-static gf_status read_class_loss(const gf_op_ctx *ctx, int first, int with_smoothing, class_loss *s)
-{
-    const gf_tensor *scores = ctx->inputs[first], *target = ctx->inputs[first + 1];
-    const gf_tensor *weight = optional_input(ctx, first + 2);
-    gf_status st = read_reduction(ctx->node, &s->reduction);
-    if (st) return st;
-    s->ignore_index = gf_attr_int(ctx->node, "ignore_index", -100);
-    s->smoothing = with_smoothing ? gf_attr_float(ctx->node, "label_smoothing", 0) : 0;
-    if (!(s->smoothing >= 0 && s->smoothing <= 1))
-        return gf_fail(GF_ERR_INVALID, "label_smoothing is %g; expected a value in [0, 1]", s->smoothing);
-    if ((st = check_float(scores, "scores"))) return st;
-    if (target->dtype != GF_INT64)
-        return gf_fail(GF_ERR_INVALID, "target has element type %s; expected int64 class indices",
-                       gf_dtype_name(target->dtype));
-    char ss[128], ts[128];
-    if (scores->rank < 2)
-        return gf_fail(GF_ERR_SHAPE, "scores %s must be [N, C] or [N, C, d1, ...]", gf_shape_str(scores, ss, sizeof ss));
-    int fits = target->rank == scores->rank - 1 && target->dims[0] == scores->dims[0];
-    for (int i = 1; fits && i < target->rank; i++) fits = target->dims[i] == scores->dims[i + 1];
-    if (!fits)
-        return gf_fail(GF_ERR_SHAPE, "target %s does not fit scores %s; expected [N, d1, ...] for scores [N, C, d1, ...]",
-                       gf_shape_str(target, ts, sizeof ts), gf_shape_str(scores, ss, sizeof ss));
-    s->n = scores->dims[0];
-    s->c = scores->dims[1];
-    s->d = 1;
-    for (int i = 2; i < scores->rank; i++) s->d *= scores->dims[i];
-    if (weight) {
-        if ((st = check_float(weight, "weight"))) return st;
-        if (weight->rank != 1 || weight->dims[0] != s->c)
-            return gf_fail(GF_ERR_SHAPE, "weight %s must be [C] with C = %lld classes", gf_shape_str(weight, ss, sizeof ss),
-                           (long long)s->c);
-    }
-    s->target = target;
-    s->labels = (const int64_t *)target->data;
-    s->weight = weight ? (const float *)weight->data : NULL;
-    s->scores = (const float *)scores->data;
-    return GF_OK;
-}
-
 __global__ void check_labels_kernel(const int64_t *labels, int64_t positions, int64_t c, int64_t ignore,
                                     gf_cuda_error *err, int site)
 {
@@ -195,7 +99,7 @@ __global__ void check_labels_kernel(const int64_t *labels, int64_t positions, in
 }
 
 /* Queues the label check; its errors name this node. */
-static gf_status check_labels(const gf_op_ctx *ctx, gf_cuda_ctx *cu, const class_loss *s)
+static gf_status check_labels(const gf_op_ctx *ctx, gf_cuda_ctx *cu, const gf_class_loss *s)
 {
     int64_t positions = s->n * s->d;
     if (positions == 0) return GF_OK;
@@ -265,9 +169,9 @@ struct class_weight_term {
 
 static gf_status cross_entropy_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    class_loss s;
+    gf_class_loss s;
     gf_status st = gf_check_inputs(ctx, 2, 3);
-    if (!st) st = read_class_loss(ctx, 0, 1, &s);
+    if (!st) st = gf_class_loss_read(ctx, 0, 1, &s);
     if (st) return gf_cuda_node_context(ctx, st);
     if ((st = check_labels(ctx, cu, &s))) return st;
     gf_tensor *log_prob = ctx->n_outputs > 1 ? ctx->outputs[1] : NULL;
@@ -275,14 +179,14 @@ static gf_status cross_entropy_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     ce_term f = {v, s.scores, log_prob ? (float *)log_prob->data : NULL, s.smoothing};
     int64_t positions = s.n * s.d;
     float *out = (float *)ctx->outputs[0]->data;
-    if (s.reduction == REDUCE_NONE) {
+    if (s.reduction == GF_REDUCTION_NONE) {
         if (positions == 0) return GF_OK;
         each_term_kernel<ce_term><<<gf_cuda_blocks(positions), GF_CUDA_THREADS, 0, cu->stream>>>(f, positions, out);
         return gf_cuda_launched(ctx, "each_term_kernel");
     }
     double *totals;
     if ((st = gf_cuda_scratch(ctx, cu, 2 * sizeof(double), (void **)&totals))) return st;
-    st = sum_terms(ctx, cu, f, positions, totals, out, s.reduction == REDUCE_MEAN);
+    st = sum_terms(ctx, cu, f, positions, totals, out, s.reduction == GF_REDUCTION_MEAN);
     gf_cuda_scratch_free(cu, totals);
     return st;
 }
@@ -310,10 +214,10 @@ __global__ void cross_entropy_grad_kernel(class_view v, const float *dloss, int 
 
 static gf_status cross_entropy_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    class_loss s;
+    gf_class_loss s;
     gf_status st = gf_check_inputs(ctx, 3, 4);
-    if (!st) st = read_class_loss(ctx, 1, 1, &s);
-    if (!st) st = check_dloss(ctx->inputs[0], s.reduction, s.target->rank, s.target->dims);
+    if (!st) st = gf_class_loss_read(ctx, 1, 1, &s);
+    if (!st) st = gf_loss_check_dloss(ctx->inputs[0], s.reduction, s.target->rank, s.target->dims);
     if (st) return gf_cuda_node_context(ctx, st);
     if ((st = check_labels(ctx, cu, &s))) return st;
     int64_t n = gf_tensor_numel(ctx->outputs[0]), positions = s.n * s.d;
@@ -322,7 +226,7 @@ static gf_status cross_entropy_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     double *totals;
     if ((st = gf_cuda_scratch(ctx, cu, 4 * sizeof(double), (void **)&totals))) return st;
     /* "mean": the targets' weight, which sum_terms leaves in totals[1], moved to totals[0] */
-    if (s.reduction == REDUCE_MEAN) {
+    if (s.reduction == GF_REDUCTION_MEAN) {
         target_weight_term tw = {v};
         st = sum_terms(ctx, cu, tw, positions, totals, NULL, 0);
         if (!st) st = GF_CU(ctx, cudaMemcpyAsync(totals, totals + 1, sizeof(double), cudaMemcpyDeviceToDevice, cu->stream));
@@ -337,8 +241,8 @@ static gf_status cross_entropy_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
     }
     if (!st) {
         cross_entropy_grad_kernel<<<gf_cuda_blocks(n), GF_CUDA_THREADS, 0, cu->stream>>>(
-            v, (const float *)ctx->inputs[0]->data, s.reduction == REDUCE_NONE, s.reduction == REDUCE_MEAN, totals,
-            s.scores, s.smoothing, (float *)ctx->outputs[0]->data, n);
+            v, (const float *)ctx->inputs[0]->data, s.reduction == GF_REDUCTION_NONE, s.reduction == GF_REDUCTION_MEAN,
+            totals, s.scores, s.smoothing, (float *)ctx->outputs[0]->data, n);
         st = gf_cuda_launched(ctx, "cross_entropy_grad_kernel");
     }
     gf_cuda_scratch_free(cu, totals);
@@ -346,38 +250,6 @@ static gf_status cross_entropy_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 }
 
 /* ---- element-wise losses ---- */
-
-/* loss_train.c's check_broadcasts_to. */
-static gf_status check_broadcasts_to(const gf_tensor *w, const gf_tensor *x, const char *what)
-{
-    gf_status st = check_float(w, what);
-    if (st) return st;
-    int fits = w->rank <= x->rank;
-    for (int i = 1; fits && i <= w->rank; i++) {
-        int64_t dw = w->dims[w->rank - i], dx = x->dims[x->rank - i];
-        fits = dw == dx || dw == 1;
-    }
-    char ws[128], xs[128];
-    if (!fits)
-        return gf_fail(GF_ERR_SHAPE, "%s %s does not broadcast to input %s", what, gf_shape_str(w, ws, sizeof ws),
-                       gf_shape_str(x, xs, sizeof xs));
-    return GF_OK;
-}
-
-static gf_status check_pointwise(const gf_op_ctx *ctx, int first, loss_reduction *r)
-{
-    const gf_tensor *x = ctx->inputs[first], *y = ctx->inputs[first + 1];
-    gf_status st = read_reduction(ctx->node, r);
-    if (st || (st = check_float(x, "input")) || (st = check_float(y, "target"))) return st;
-    char xs[128], ys[128];
-    if (!same_shape(y, x->rank, x->dims))
-        return gf_fail(GF_ERR_SHAPE, "target %s must have the shape of input %s", gf_shape_str(y, ys, sizeof ys),
-                       gf_shape_str(x, xs, sizeof xs));
-    const gf_tensor *weight = optional_input(ctx, first + 2), *pos_weight = optional_input(ctx, first + 3);
-    if (weight && (st = check_broadcasts_to(weight, x, "weight"))) return st;
-    if (pos_weight && (st = check_broadcasts_to(pos_weight, x, "pos_weight"))) return st;
-    return GF_OK;
-}
 
 enum { L_MSE, L_L1, L_BCE };
 
@@ -431,9 +303,9 @@ static int kind_of(const char *op_type)
     return !strncmp(op_type, "MSE", 3) ? L_MSE : !strncmp(op_type, "L1", 2) ? L_L1 : L_BCE;
 }
 
-static gf_status read_pointwise(const gf_op_ctx *ctx, int first, pointwise *p, loss_reduction *r)
+static gf_status read_pointwise(const gf_op_ctx *ctx, int first, pointwise *p, gf_loss_reduction *r)
 {
-    gf_status st = check_pointwise(ctx, first, r);
+    gf_status st = gf_pointwise_loss_check(ctx, first, r);
     if (st) return st;
     const gf_tensor *x = ctx->inputs[first];
     const gf_tensor *weight = optional_input(ctx, first + 2), *pos_weight = optional_input(ctx, first + 3);
@@ -460,21 +332,21 @@ static gf_status read_pointwise(const gf_op_ctx *ctx, int first, pointwise *p, l
 static gf_status pointwise_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
     pointwise p;
-    loss_reduction r;
+    gf_loss_reduction r;
     int bce = kind_of(ctx->node->op_type) == L_BCE;
     gf_status st = gf_check_inputs(ctx, 2, bce ? 4 : 2);
     if (!st) st = read_pointwise(ctx, 0, &p, &r);
     if (st) return gf_cuda_node_context(ctx, st);
     int64_t count = gf_tensor_numel(ctx->inputs[0]);
     float *out = (float *)ctx->outputs[0]->data;
-    if (r == REDUCE_NONE) {
+    if (r == GF_REDUCTION_NONE) {
         if (count == 0) return GF_OK;
         each_term_kernel<pointwise><<<gf_cuda_blocks(count), GF_CUDA_THREADS, 0, cu->stream>>>(p, count, out);
         return gf_cuda_launched(ctx, "each_term_kernel");
     }
     double *totals;
     if ((st = gf_cuda_scratch(ctx, cu, 2 * sizeof(double), (void **)&totals))) return st;
-    st = sum_terms(ctx, cu, p, count, totals, out, r == REDUCE_MEAN);
+    st = sum_terms(ctx, cu, p, count, totals, out, r == GF_REDUCTION_MEAN);
     gf_cuda_scratch_free(cu, totals);
     return st;
 }
@@ -492,23 +364,23 @@ __global__ void pointwise_grad_kernel(pointwise p, const float *dloss, int per_t
 static gf_status pointwise_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
     pointwise p;
-    loss_reduction r;
+    gf_loss_reduction r;
     int bce = kind_of(ctx->node->op_type) == L_BCE;
     gf_status st = gf_check_inputs(ctx, 3, bce ? 5 : 3);
     if (!st) st = read_pointwise(ctx, 1, &p, &r);
-    if (!st) st = check_dloss(ctx->inputs[0], r, ctx->inputs[1]->rank, ctx->inputs[1]->dims);
+    if (!st) st = gf_loss_check_dloss(ctx->inputs[0], r, ctx->inputs[1]->rank, ctx->inputs[1]->dims);
     if (st) return gf_cuda_node_context(ctx, st);
     int64_t count = gf_tensor_numel(ctx->inputs[1]);
     if (count == 0) return GF_OK;
     pointwise_grad_kernel<<<gf_cuda_blocks(count), GF_CUDA_THREADS, 0, cu->stream>>>(
-        p, (const float *)ctx->inputs[0]->data, r == REDUCE_NONE, r == REDUCE_MEAN, (double)count,
+        p, (const float *)ctx->inputs[0]->data, r == GF_REDUCTION_NONE, r == GF_REDUCTION_MEAN, (double)count,
         (float *)ctx->outputs[0]->data, count);
     return gf_cuda_launched(ctx, "pointwise_grad_kernel");
 }
 
 static gf_status floats_but_target(gf_op_ctx *ctx)
 {
-    /* every input float32 but the class losses' int64 target, which read_class_loss checks */
+    /* every input float32 but the class losses' int64 target, which gf_class_loss_read checks */
     int ce = !strncmp(ctx->node->op_type, "CrossEntropy", 12), grad = strstr(ctx->node->op_type, "Grad") != NULL;
     int target = ce ? (grad ? 2 : 1) : -1;
     for (int i = 0; i < ctx->n_inputs; i++)

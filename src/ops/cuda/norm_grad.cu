@@ -7,38 +7,10 @@
  * statistics may share storage with their inputs. */
 #include "cuda_util.cuh"
 
+#include "../norm_grad.h"
+
 #include <math.h>
 #include <string.h>
-
-static const gf_dtype float_only[] = {GF_FLOAT, GF_UNDEFINED};
-
-typedef struct bn_shape {
-    int64_t n, c, inner;
-} bn_shape;
-
-static gf_status check_floats(const gf_op_ctx *ctx)
-{
-    gf_status st = GF_OK;
-    for (int i = 0; i < ctx->n_inputs && !st; i++) st = gf_check_dtype(ctx, i, float_only);
-    return st;
-}
-
-/* norm_grad.c's bn_shape_of. */
-static gf_status bn_shape_of(const gf_op_ctx *ctx, int x_index, int first_channel_input, const char *const *names,
-                             bn_shape *s)
-{
-    const gf_tensor *x = ctx->inputs[x_index];
-    if (x->rank < 2) return gf_fail(GF_ERR_SHAPE, "input X has rank %d; it needs N x C x spatial dims", x->rank);
-    s->n = x->dims[0];
-    s->c = x->dims[1];
-    s->inner = 1;
-    for (int d = 2; d < x->rank; d++) s->inner *= x->dims[d];
-    for (int i = first_channel_input; i < ctx->n_inputs; i++)
-        if (gf_tensor_numel(ctx->inputs[i]) != s->c)
-            return gf_fail(GF_ERR_SHAPE, "input %s has %lld elements, X has %lld channels", names[i],
-                           (long long)gf_tensor_numel(ctx->inputs[i]), (long long)s->c);
-    return GF_OK;
-}
 
 static float *output_data(const gf_op_ctx *ctx, int i)
 {
@@ -135,14 +107,10 @@ static gf_status scratch_new(const gf_op_ctx *ctx, gf_cuda_ctx *cu, int64_t c, b
 
 /* ---- BatchNormTrain ---- */
 
-static const char *const train_inputs[] = {"X", "scale", "B", "running_mean", "running_var"};
-
 static gf_status bn_train_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    bn_shape s;
-    gf_status st = gf_check_inputs(ctx, 5, 5);
-    if (!st) st = check_floats(ctx);
-    if (!st) st = bn_shape_of(ctx, 0, 1, train_inputs, &s);
+    gf_bn_shape s;
+    gf_status st = gf_bn_read_shape(ctx, 0, &s);
     if (st) return gf_cuda_node_context(ctx, st);
     if (s.c == 0) return GF_OK;
     if (s.n * s.inner < 2)
@@ -176,14 +144,10 @@ static gf_status bn_train_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 
 /* ---- BatchNormGrad ---- */
 
-static const char *const grad_inputs[] = {"dY", "X", "scale", "saved_mean", "saved_invstd"};
-
 static gf_status bn_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    bn_shape s;
-    gf_status st = gf_check_inputs(ctx, 5, 5);
-    if (!st) st = check_floats(ctx);
-    if (!st) st = bn_shape_of(ctx, 1, 2, grad_inputs, &s);
+    gf_bn_shape s;
+    gf_status st = gf_bn_read_shape(ctx, 1, &s);
     if (st) return gf_cuda_node_context(ctx, st);
     if (s.c == 0) return GF_OK;
     bn_scratch w;

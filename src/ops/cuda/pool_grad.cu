@@ -11,39 +11,10 @@
 #include "cuda_util.cuh"
 
 extern "C" {
-#include "../dnnl_util.h"
+#include "../pool_grad.h"
 }
 
-#include <stdio.h>
 #include <string.h>
-
-typedef struct pool_grad_shape {
-    int64_t n, c;
-    gf_window w;
-} pool_grad_shape;
-
-static const gf_dtype float_only[] = {GF_FLOAT, GF_UNDEFINED};
-
-/* pool_grad.c's pool_geometry. */
-static gf_status pool_geometry(const gf_op_ctx *ctx, const gf_tensor *dy, const gf_tensor *x, const char *x_name,
-                               int global, pool_grad_shape *sh)
-{
-    if (x->rank < 3) return gf_fail(GF_ERR_SHAPE, "%s has rank %d, expected N x C x spatial dims", x_name, x->rank);
-    memset(sh, 0, sizeof *sh);
-    sh->n = x->dims[0];
-    sh->c = x->dims[1];
-    gf_status st = gf_check_numel(x->rank, x->dims);
-    if (!st && global) {
-        st = gf_window_read(ctx, x, x->dims + 2, &sh->w);
-        if (!st) st = gf_window_forward(ctx, 0, &sh->w);
-    } else if (!st) {
-        st = gf_window_pool(ctx, x, &sh->w);
-    }
-    if (st) return st;
-    char pooling[64];
-    snprintf(pooling, sizeof pooling, "pooling %s", x_name);
-    return gf_window_check_output(dy, "dY", sh->n, sh->c, &sh->w, pooling);
-}
 
 /* ---- device helpers ---- */
 
@@ -173,11 +144,8 @@ __global__ void global_average_pool_grad_kernel(const float *dy, float *dx, int6
 
 static gf_status max_pool_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    pool_grad_shape sh;
-    gf_status st = gf_check_inputs(ctx, 2, 2);
-    if (!st) st = gf_check_dtype(ctx, 0, float_only);
-    if (!st) st = gf_check_dtype(ctx, 1, float_only);
-    if (!st) st = pool_geometry(ctx, ctx->inputs[0], ctx->inputs[1], "X", 0, &sh);
+    gf_pool_grad_shape sh;
+    gf_status st = gf_pool_grad_read_max(ctx, &sh);
     if (st) return gf_cuda_node_context(ctx, st);
     gf_tensor *dx = ctx->outputs[0];
     if (!dx || gf_tensor_numel(dx) == 0) return GF_OK;
@@ -199,14 +167,11 @@ static gf_status max_pool_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 
 static gf_status average_grad_cuda(gf_op_ctx *ctx, gf_cuda_ctx *cu)
 {
-    pool_grad_shape sh;
+    gf_pool_grad_shape sh;
     gf_tensor x;
-    int global = !strcmp(ctx->node->op_type, "GlobalAveragePoolGrad");
-    gf_status st = gf_check_inputs(ctx, 2, 2);
-    if (!st) st = gf_check_dtype(ctx, 0, float_only);
-    if (!st && !gf_values_known(ctx->inputs[1])) st = gf_fail(GF_ERR_RUNTIME, "x_shape is still unknown while running");
-    if (!st) st = gf_shape_input(ctx->inputs[1], "x_shape", &x);
-    if (!st) st = pool_geometry(ctx, ctx->inputs[0], &x, "X (x_shape)", global, &sh);
+    int global = !strcmp(ctx->node->op_type, "GlobalAveragePoolGrad"), dynamic;
+    gf_status st = gf_pool_grad_read_average(ctx, &sh, &x, &dynamic);
+    if (!st && dynamic) st = gf_fail(GF_ERR_RUNTIME, "x_shape is still unknown while running");
     if (st) return gf_cuda_node_context(ctx, st);
     gf_tensor *dx = ctx->outputs[0];
     if (!dx) return GF_OK;
