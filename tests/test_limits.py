@@ -81,7 +81,7 @@ def graft(*args, timeout=300):
     return p.returncode, err, time.time() - t0
 
 
-def graft_rss(*args, timeout=300):
+def graft_rss(*args, timeout=300, env=None):
     """Runs graft through a one-shot wrapper that reports the child's own peak RSS."""
     code = ("import resource, subprocess, sys\n"
             "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)\n"
@@ -90,14 +90,14 @@ def graft_rss(*args, timeout=300):
             "sys.exit(p.returncode if p.returncode >= 0 else 128 - p.returncode)\n")
     t0 = time.time()
     p = subprocess.run([sys.executable, "-c", code, GRAFT, *args], capture_output=True, text=True, timeout=timeout,
-                       env=CHILD_ENV, preexec_fn=limit_child)
+                       env={**CHILD_ENV, **(env or {})}, preexec_fn=limit_child)
     rss = int(p.stdout.strip().splitlines()[-1]) if p.stdout.strip() else -1
     return p.returncode, p.stderr, rss, time.time() - t0
 
 
-def refused(what, args, *needles, max_rss=MAX_RSS_MIB):
+def refused(what, args, *needles, max_rss=MAX_RSS_MIB, env=None):
     """graft exits 1, names every needle, stays small and does not crash."""
-    code, err, rss, secs = graft_rss(*args)
+    code, err, rss, secs = graft_rss(*args, env=env)
     crashed = code > 2 or "Sanitizer" in err or "runtime error" in err
     missing = [n for n in needles if n not in err]
     ok = code == 1 and not crashed and not missing and 0 <= rss <= max_rss
@@ -231,6 +231,24 @@ def tensors_claiming_too_much(tmp):
     refused("activations that together need more than the memory there is",
             ["run", save(m, os.path.join(tmp, "arena.onnx")), "--input", x1, "--output-dir", tmp],
             "activations and outputs need", "of memory there is")
+
+
+def memory_budget(tmp):
+    # GRAFT_MEMORY_LIMIT lowers the memory graft counts as there: a 64 MiB constant under 16M.
+    shape = numpy_helper.from_array(np.array([16, 1 << 20], np.int64), "shape")
+    m = model_of([helper.make_node("ConstantOfShape", ["shape"], ["c"], name="fill"),
+                  helper.make_node("ReduceSum", ["c"], ["s"], name="sum", keepdims=0),
+                  helper.make_node("Add", ["x", "s"], ["y"], name="add")], [vi("x", [1])], [vi("y", None)], [shape])
+    path = save(m, os.path.join(tmp, "fill64m.onnx"))
+    x1 = write_pb(os.path.join(tmp, "x1.pb"), np.zeros(1, np.float32))
+    run = ["run", path, "--input", x1, "--output-dir", tmp]
+    refused("a 64 MiB constant under GRAFT_MEMORY_LIMIT=16M", run, "fill", "64.0 MiB", "16.0 MiB of memory there is",
+            env={"GRAFT_MEMORY_LIMIT": "16M"})
+    code, err, _, _ = graft_rss(*run, env={"GRAFT_MEMORY_LIMIT": "1G"})
+    check("... and it runs under GRAFT_MEMORY_LIMIT=1G", code == 0, err[-600:])
+    code, err, _, _ = graft_rss(*run, env={"GRAFT_MEMORY_LIMIT": "lots"})
+    check("GRAFT_MEMORY_LIMIT=lots is ignored with a warning", code == 0 and "GRAFT_MEMORY_LIMIT='lots'" in err,
+          err[-600:])
 
 
 def million_nodes(tmp):
@@ -478,6 +496,7 @@ def main():
         images(tmp)
         checkpoints(tmp)
         tensors_claiming_too_much(tmp)
+        memory_budget(tmp)
         million_nodes(tmp)
         absurd_lists(tmp)
         negative_dims(tmp)

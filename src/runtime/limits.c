@@ -1,5 +1,6 @@
 #include "limits.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -13,6 +14,25 @@ static pthread_once_t memory_once = PTHREAD_ONCE_INIT;
 static void lower_to(size_t *limit, unsigned long long v)
 {
     if (v > 0 && v < *limit) *limit = (size_t)v;
+}
+
+/* GRAFT_MEMORY_LIMIT: bytes, or a number with K, M or G (powers of 1024); 0 if unset or
+ * not such a number (a warning then: a budget that silently did nothing would mislead). */
+static unsigned long long memory_limit_from_env(void)
+{
+    const char *text = getenv("GRAFT_MEMORY_LIMIT");
+    if (!text || !*text) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : 0;
+    if (shift) end++;
+    if (errno || end == text || *end || v == 0 || v > (~0ull >> shift)) {
+        fprintf(stderr, "graft: warning: GRAFT_MEMORY_LIMIT='%s' is not a number of bytes (such as 512M or 4G); "
+                        "ignored\n", text);
+        return 0;
+    }
+    return v << shift;
 }
 
 static void find_memory_limit(void)
@@ -31,6 +51,7 @@ static void find_memory_limit(void)
         if (fscanf(f, "%llu", &v) == 1) lower_to(&limit, v);
         fclose(f);
     }
+    lower_to(&limit, memory_limit_from_env());
     memory_limit = limit;
 }
 

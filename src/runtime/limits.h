@@ -15,9 +15,10 @@
 #define GF_MAX_MESSAGES (1 << 22)
 #define GF_MAX_DEPTH 64
 
-/* The memory there is for one process, in bytes: RAM and swap, or less where a cgroup
- * or an rlimit (RLIMIT_AS, RLIMIT_DATA) says so. A tensor or an arena larger than this
- * cannot exist; refusing it up front gives a message instead of the OOM killer. */
+/* The memory there is for one process, in bytes: RAM and swap, or less where a cgroup,
+ * an rlimit (RLIMIT_AS, RLIMIT_DATA) or the environment (GRAFT_MEMORY_LIMIT=4G) says so.
+ * A tensor or an arena larger than this cannot exist; refusing it up front gives a
+ * message instead of the OOM killer. */
 size_t gf_memory_limit(void);
 
 /* "12.3 GiB", "4.0 MiB", "512 bytes" into buf; returns buf. */
