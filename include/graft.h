@@ -259,6 +259,12 @@ gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const g
  * statistics, Dropout passing through — on the weights as they are now, training nothing. */
 gf_status gf_trainer_evaluate(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets, double *loss,
                               gf_tensor **outputs);
+/* On a GPU (gf_session_options.device) the weights, running statistics and optimizer
+ * state stay on the device between steps; this copies them into the model's
+ * initializers. gf_trainer_evaluate, gf_trainer_save_checkpoint and gf_trainer_free do
+ * it themselves; call it before gf_model_save while the trainer lives. A no-op on the
+ * CPU, where the model's storage is updated in place. */
+gf_status gf_trainer_sync_model(gf_trainer *t);
 /* The model's first output from the last step's forward pass (training mode); NULL before. */
 const gf_tensor *gf_trainer_output(const gf_trainer *t);
 /* The learning rate of the next steps (the base; groups scale it). Setting one ends

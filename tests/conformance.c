@@ -2,7 +2,10 @@
  * (case/model.onnx, case/test_data_set_N/{input,output}_K.pb), runs each through
  * graft and compares with the expected outputs.
  *
- *   conformance [--filter SUBSTR] [--verbose] [--max-rel X] [--min-passed DIR=N] [DIR ...]
+ *   conformance [--filter SUBSTR] [--verbose] [--max-rel X] [--min-passed DIR=N] [--device D] [DIR ...]
+ *
+ * --device cuda[:N] runs every case in a session on that GPU (the steps without a CUDA
+ * kernel on the CPU beside it); without a CUDA device it says so and exits 77 (skipped).
  *
  * A DIR holds cases, or is a case itself. Each case is passed, failed (wrong
  * answer or an error other than "unsupported") or unsupported. A wrong answer
@@ -45,6 +48,7 @@ typedef struct options {
     double max_rel; /* > 0: tolerance relative to the largest expected magnitude (model tests) */
     int skip_missing; /* a missing DIR skips (exit 77) instead of failing */
     int strict;       /* unsupported counts as failed: for models graft must run */
+    gf_session_options session;
 } options;
 
 typedef struct counts {
@@ -239,7 +243,11 @@ static verdict run_case(const char *dir, const options *o, char *msg, size_t len
         return st == GF_ERR_UNSUPPORTED ? UNSUPPORTED : FAILED;
     }
     gf_session *s;
-    if (gf_session_new(m, NULL, &s)) {
+    if (gf_session_new(m, &o->session, &s)) {
+        if (o->session.device == GF_DEVICE_CUDA && strstr(gf_last_error(), "CUDA")) {
+            printf("SKIP: %s\n", gf_last_error());
+            exit(77);
+        }
         snprintf(msg, len, "%s", gf_last_error());
         gf_model_free(m);
         return FAILED;
@@ -317,6 +325,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--max-rel") && i + 1 < argc) o.max_rel = atof(argv[++i]);
         else if (!strcmp(argv[i], "--skip-missing")) o.skip_missing = 1;
         else if (!strcmp(argv[i], "--strict")) o.strict = 1;
+        else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            const char *d = argv[++i];
+            if (strcmp(d, "cpu") && strcmp(d, "cuda") && strncmp(d, "cuda:", 5)) {
+                fprintf(stderr, "conformance: --device takes cpu, cuda or cuda:N, not '%s'\n", d);
+                return 2;
+            }
+            o.session.device = strcmp(d, "cpu") ? GF_DEVICE_CUDA : GF_DEVICE_CPU;
+            o.session.device_index = !strncmp(d, "cuda:", 5) ? atoi(d + 5) : 0;
+        }
         else if (!strcmp(argv[i], "--min-passed") && i + 1 < argc && n_floors < 16) {
             char *eq = strrchr(argv[++i], '=');
             if (!eq) {
@@ -327,7 +344,7 @@ int main(int argc, char **argv)
             floors[n_floors].dir = argv[i];
             floors[n_floors++].min = atoi(eq + 1);
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "usage: conformance [--filter SUBSTR] [--verbose] [--max-rel X] [--min-passed DIR=N] [--skip-missing] [--strict] [DIR ...]\n");
+            fprintf(stderr, "usage: conformance [--filter SUBSTR] [--verbose] [--max-rel X] [--min-passed DIR=N] [--skip-missing] [--strict] [--device D] [DIR ...]\n");
             return 2;
         } else if (n_dirs < 64) dirs[n_dirs++] = argv[i];
     }

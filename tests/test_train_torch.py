@@ -1,7 +1,11 @@
 #!/usr/bin/python3
 """Training with `graft train` against the same training in PyTorch.
 
-    test_train_torch.py GRAFT_EXE
+    test_train_torch.py GRAFT_EXE [DEVICE]
+
+DEVICE (cpu, cuda, cuda:N; default cpu) is where graft trains: with a GPU the same
+agreement is asked of the CUDA backend (TF32 off, graft's default). Without a CUDA
+device it prints SKIP and exits 77.
 
 ResNet18 with BatchNormalization kept and a new 10-class head, on one seeded
 batch of 8 at 64x64, 5 steps:
@@ -30,6 +34,7 @@ from onnx import numpy_helper
 from torch import nn
 
 GRAFT = sys.argv[1] if len(sys.argv) > 1 else "graft"
+DEVICE = sys.argv[2] if len(sys.argv) > 2 else "cpu"
 failures = []
 passes = 0
 
@@ -78,7 +83,7 @@ def graft_train(tmp, model_path, x, y, steps, flags, tag):
     write_pb(ys, y, "labels")
     log, out = os.path.join(tmp, tag + ".csv"), os.path.join(tmp, tag + ".onnx")
     cmd = [GRAFT, "train", model_path, "--inputs", xs, "--labels", ys, "--steps", str(steps), "--batch", str(len(x)),
-           "--no-shuffle", "--log", log, "--out", out, "--quiet"] + flags
+           "--no-shuffle", "--log", log, "--out", out, "--quiet", "--device", DEVICE] + flags
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         print(r.stdout + r.stderr)
@@ -368,9 +373,24 @@ def segmentation_head_cases(tmp):
                     ["score_fr.weight", "score_pool3.bias", "upscore2.weight", "to_pool3.0.0.weight"], 1e-4)
 
 
+def device_missing(tmp):
+    """Why graft cannot run on DEVICE here (no backend, no GPU), or None."""
+    if DEVICE == "cpu":
+        return None
+    path = os.path.join(tmp, "probe.onnx")
+    export(nn.Linear(4, 2), np.zeros((1, 4), np.float32), path)
+    r = subprocess.run([GRAFT, "bench", path, "--device", DEVICE, "--runs", "1", "--warmup", "0"],
+                       capture_output=True, text=True)
+    return r.stderr.strip() if r.returncode and "CUDA" in r.stderr else None
+
+
 def main():
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory() as tmp:
+        missing = device_missing(tmp)
+        if missing:
+            print(f"SKIP: training on {DEVICE}: {missing}")
+            return 77
         small_cnn_cases(tmp)
         schedule_group_unfreeze_cases(tmp)
         segmentation_head_cases(tmp)

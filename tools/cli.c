@@ -1,5 +1,7 @@
 #include "cli.h"
 
+#include "runtime/device.h"
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -147,4 +149,12 @@ double cli_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void cli_device(const char *cmd, const char *text, gf_session_options *opt)
+{
+    int index;
+    if (gf_cuda_parse_device(text, &index)) cli_usage_error(cmd, "%s", gf_last_error());
+    opt->device = index < 0 ? GF_DEVICE_CPU : GF_DEVICE_CUDA;
+    opt->device_index = index < 0 ? 0 : index;
 }

@@ -44,6 +44,9 @@ void cli_size(const char *cmd, const char *text, int *height, int *width);
 gf_status cli_concrete_shape(const gf_io_info *io, int batch, int height, int width, gf_tensor *t);
 double cli_now_ms(void);
 
+/* --device cpu, cuda or cuda:N into the session options; a usage error otherwise. */
+void cli_device(const char *cmd, const char *text, gf_session_options *opt);
+
 /* The seed that draws graft train's --val-limit subset and graft eval's --limit subset
  * from the same --seed, so that the two score the same samples. */
 static inline uint64_t cli_val_subset_seed(uint64_t seed) { return seed ^ 2; }

@@ -8,17 +8,19 @@
 
 static const char bench_usage[] =
     "usage: graft bench MODEL [--batch N] [--size HxW] [--warmup 3] [--runs 20] [--threads T]\n"
-    "                   [--profile] [--json]\n"
+    "                   [--device D] [--profile] [--json]\n"
     "\n"
     "Runs the model on random input (symbolic dims set to --batch, unknown spatial\n"
     "dims to --size, default 224x224) and prints the latency (median, p90, p99,\n"
     "minimum) and the throughput at the median.\n"
     "--threads 0 (the default) uses one thread per core. --profile adds the time per\n"
-    "op type over the timed runs.\n";
+    "op type over the timed runs. --device cpu (the default), cuda or cuda:N runs the\n"
+    "model there (each run's time includes copying its input to the GPU and its outputs back).\n";
 
 typedef struct bench_args {
     const char *model;
     int batch, height, width, warmup, runs, threads, profile, json;
+    gf_session_options device; /* its device fields */
 } bench_args;
 
 static void parse_args(int argc, char **argv, bench_args *a)
@@ -36,6 +38,7 @@ static void parse_args(int argc, char **argv, bench_args *a)
         else if (cli_flag("bench", argc, argv, &i, "--warmup", &v)) a->warmup = cli_int("bench", "--warmup", v, 0, 1000000);
         else if (cli_flag("bench", argc, argv, &i, "--runs", &v)) a->runs = cli_int("bench", "--runs", v, 1, 1000000);
         else if (cli_flag("bench", argc, argv, &i, "--threads", &v)) a->threads = cli_int("bench", "--threads", v, 0, 4096);
+        else if (cli_flag("bench", argc, argv, &i, "--device", &v)) cli_device("bench", v, &a->device);
         else if (argv[i][0] == '-' && argv[i][1]) cli_usage_error("bench", "unknown option '%s'", argv[i]);
         else if (a->model) cli_usage_error("bench", "one model at a time ('%s' and '%s')", a->model, argv[i]);
         else a->model = argv[i];
@@ -164,7 +167,7 @@ int cmd_bench(int argc, char **argv)
     gf_tensor **ins = calloc((size_t)n_in + 1, sizeof *ins);
     gf_tensor **outs = calloc((size_t)n_out + 1, sizeof *outs);
     gf_session *s = NULL;
-    gf_session_options opt = {.num_threads = a.threads, .profile = a.profile};
+    gf_session_options opt = {a.device.device, a.device.device_index, a.threads, a.profile};
     bench_result r = {0};
     gf_status st = ins && outs ? GF_OK : gf_fail(GF_ERR_NOMEM, "out of memory");
     if (!st) st = make_inputs(m, &a, ins);

@@ -14,7 +14,8 @@
 static const char eval_usage[] =
     "usage: graft eval MODEL --data DIR [--format F] [--subset S] [--limit N [--seed S] | --first N] [--transform SPEC]\n"
     "                  [--batch 32] [--top 5] [--report DIR | --no-report] [--overlays 8]\n"
-    "                  [--anchors W,H,...] [--conf 0.001] [--iou 0.5] [--workers W] [--threads T] [--json]\n"
+    "                  [--anchors W,H,...] [--conf 0.001] [--iou 0.5] [--workers W] [--threads T]\n"
+    "                  [--device D] [--json]\n"
     "\n"
     "Runs MODEL over a data set (as graft train --data reads them: a folder of class\n"
     "folders, IDX, CIFAR, images/ + masks/, images/ + labels/ for YOLO) prepared by\n"
@@ -28,6 +29,7 @@ static const char eval_usage[] =
     "--overlays images: the predicted masks or boxes drawn over each image.\n"
     "--limit N scores a seeded random N of the samples: for --seed S (default 0), the N that\n"
     "graft train --val-limit N --seed S validates on. --first N scores the first N.\n"
+    "--device cpu (the default), cuda or cuda:N runs the model there.\n"
     "--json prints one object: top1 and top5 as fractions (classification), miou and\n"
     "pixel_acc (segmentation), map50 (detection), and the rest.\n";
 
@@ -37,6 +39,7 @@ typedef struct eval_args {
     float anchors[64];
     double conf, iou;
     uint64_t seed;
+    gf_session_options device; /* its device fields */
 } eval_args;
 
 static void parse_args(int argc, char **argv, eval_args *a)
@@ -62,6 +65,7 @@ static void parse_args(int argc, char **argv, eval_args *a)
         else if (cli_flag("eval", argc, argv, &i, "--overlays", &v)) a->overlays = cli_int("eval", "--overlays", v, 0, 1000);
         else if (cli_flag("eval", argc, argv, &i, "--workers", &v)) a->workers = cli_int("eval", "--workers", v, 0, 256);
         else if (cli_flag("eval", argc, argv, &i, "--threads", &v)) a->threads = cli_int("eval", "--threads", v, 0, 4096);
+        else if (cli_flag("eval", argc, argv, &i, "--device", &v)) cli_device("eval", v, &a->device);
         else if (cli_flag("eval", argc, argv, &i, "--conf", &v)) a->conf = cli_double("eval", "--conf", v, 0, 1);
         else if (cli_flag("eval", argc, argv, &i, "--iou", &v)) a->iou = cli_double("eval", "--iou", v, 0, 1);
         else if (cli_flag("eval", argc, argv, &i, "--anchors", &v)) {
@@ -369,7 +373,7 @@ int cmd_eval(int argc, char **argv)
     eval_args a;
     parse_args(argc, argv, &a);
     eval_run r = {0};
-    gf_session_options so = {.num_threads = a.threads};
+    gf_session_options so = {a.device.device, a.device.device_index, .num_threads = a.threads};
     gf_status st = gf_model_load(a.model, &r.model);
     if (!st && gf_model_num_inputs(r.model) != 1)
         st = gf_fail(GF_ERR_UNSUPPORTED, "%s: evaluation takes models with one input (this one has %d)", a.model,

@@ -13,7 +13,7 @@ static const char run_usage[] =
     "usage: graft run MODEL --input a.pb [--input b.pb ...] --output-dir DIR [--json]\n"
     "       graft run MODEL --image FILE [--image FILE ...] [--top 5] [--labels FILE]\n"
     "                 [--resize 256] [--size 224] [--mean 0.485,0.456,0.406]\n"
-    "                 [--std 0.229,0.224,0.225] [--threads T] [--json]\n"
+    "                 [--std 0.229,0.224,0.225] [--threads T] [--device D] [--json]\n"
     "\n"
     "With --input: ONNX TensorProto files, one per graph input in the graph's order;\n"
     "the outputs go to DIR/output_0.pb, ... in graph-output order, each named after\n"
@@ -21,7 +21,8 @@ static const char run_usage[] =
     "With --image: JPEG or PNG files, resized so the shorter side is --resize,\n"
     "center-cropped to --size (the model's own height and width when it fixes them),\n"
     "normalized and run as one batch; prints the top classes of each image from the\n"
-    "softmax of the first output. --labels names the classes, one per line.\n";
+    "softmax of the first output. --labels names the classes, one per line.\n"
+    "--device cpu (the default), cuda or cuda:N runs the model there.\n";
 
 #define MAX_FILES 4096
 
@@ -34,6 +35,7 @@ typedef struct run_args {
     const char *output_dir, *labels;
     int top, resize, size, size_given, resize_given, threads, json;
     float mean[3], std[3];
+    gf_session_options device; /* its device fields */
 } run_args;
 
 static void parse_args(int argc, char **argv, run_args *a)
@@ -56,6 +58,7 @@ static void parse_args(int argc, char **argv, run_args *a)
         else if (cli_flag("run", argc, argv, &i, "--labels", &v)) a->labels = v;
         else if (cli_flag("run", argc, argv, &i, "--top", &v)) a->top = cli_int("run", "--top", v, 1, 1 << 20);
         else if (cli_flag("run", argc, argv, &i, "--threads", &v)) a->threads = cli_int("run", "--threads", v, 0, 4096);
+        else if (cli_flag("run", argc, argv, &i, "--device", &v)) cli_device("run", v, &a->device);
         else if (cli_flag("run", argc, argv, &i, "--resize", &v)) {
             a->resize = cli_int("run", "--resize", v, 1, 16384);
             a->resize_given = 1;
@@ -101,7 +104,7 @@ static int run_tensors(gf_model *m, const run_args *a)
     gf_tensor **ins = calloc((size_t)n_in + 1, sizeof *ins);
     gf_tensor **outs = calloc((size_t)n_out + 1, sizeof *outs);
     gf_session *s = NULL;
-    gf_session_options opt = {.num_threads = a->threads};
+    gf_session_options opt = {a->device.device, a->device.device_index, .num_threads = a->threads};
     gf_status st = ins && outs ? GF_OK : gf_fail(GF_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n_in && !st; i++) {
         char *name = NULL;
@@ -269,7 +272,7 @@ static int run_images(gf_model *m, const run_args *a)
     gf_session *s = NULL;
     char **labels = NULL;
     int n_labels = 0;
-    gf_session_options opt = {.num_threads = a->threads};
+    gf_session_options opt = {a->device.device, a->device.device_index, .num_threads = a->threads};
     gf_status st = gf_model_num_outputs(m) > 64 ? gf_fail(GF_ERR_UNSUPPORTED, "too many outputs for --image")
                                                  : gf_tensor_new(&batch, GF_FLOAT, 4, dims);
     /* Images first: a bad file is the likeliest mistake, and it names itself. */

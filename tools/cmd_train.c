@@ -55,6 +55,7 @@ static const char train_usage[] =
     "           --group GLOB:LR_SCALE[:WEIGHT_DECAY] (parameters matching train at LR_SCALE times\n"
     "           the rate, with their own weight decay; repeatable, the first match wins)\n"
     "output:    --out FILE  --threads T  --quiet  --json (a summary object on stdout at the end)\n"
+    "device:    --device cpu|cuda|cuda:N (where the training graph runs; default cpu)\n"
     "\n"
     "Transform specs: 'resize:256,center-crop:224,normalize:imagenet',\n"
     "'random-resized-crop:224,hflip,rotate:15,color-jitter:0.4:0.4:0.4,normalize:imagenet',\n"
@@ -192,6 +193,7 @@ static void parse_args(int argc, char **argv, train_args *a)
         else if (cli_flag("train", argc, argv, &i, "--steps", &v)) a->steps = cli_int("train", "--steps", v, 1, 1 << 30);
         else if (cli_flag("train", argc, argv, &i, "--batch", &v)) a->batch = cli_int("train", "--batch", v, 1, 1 << 20);
         else if (cli_flag("train", argc, argv, &i, "--threads", &v)) a->threads = cli_int("train", "--threads", v, 0, 4096);
+        else if (cli_flag("train", argc, argv, &i, "--device", &v)) cli_device("train", v, &a->opt.session);
         else if (cli_flag("train", argc, argv, &i, "--seed", &v)) a->seed = (uint64_t)cli_double("train", "--seed", v, 0, 1e15);
         else if (cli_flag("train", argc, argv, &i, "--lr", &v)) o->lr = cli_double("train", "--lr", v, 0, 1e6);
         else if (cli_flag("train", argc, argv, &i, "--momentum", &v)) o->momentum = cli_double("train", "--momentum", v, 0, 1);

@@ -277,6 +277,7 @@ int train_on_tensors(train_args *args)
     if (!st && a.log && !(r.log = fopen(a.log, a.resume ? "a" : "w"))) st = gf_fail(GF_ERR_IO, "%s: cannot create: %s", a.log, strerror(errno));
     if (!st) st = gf_trainer_new(r.model, &a.opt, &r.trainer);
     if (!st) st = a.find_lr ? find_lr(&r, &a) : train_loop(&r, &a);
+    if (!st && a.out && !a.find_lr) st = gf_trainer_sync_model(r.trainer);
     if (!st && a.out && !a.find_lr) st = gf_model_save(r.model, a.out);
     if (!st && a.out && !a.quiet) fprintf(stderr, "wrote %s\n", a.out);
     int rc = st ? cli_fail() : 0;

@@ -487,6 +487,7 @@ gf_status gf_session_rewrite(gf_session *s)
 {
     if (!gf_fastpath_enabled()) return GF_OK;
     gf_status st = fuse(s);
+    if (s->cuda) return st; /* blocked layouts and the in-place kernels are the CPU's */
     if (!st) st = layouts(s);
     if (!st) st = in_place(s);
     return st;

@@ -49,8 +49,8 @@ gf_status gf_session_new_graph(const gf_graph *g, const char *path, const gf_ses
                                gf_session **out)
 {
     *out = NULL;
-    if (opt && opt->device != GF_DEVICE_CPU)
-        return gf_fail(GF_ERR_UNSUPPORTED, "this build of graft has no CUDA backend (backends: %s)", gf_backends());
+    if (opt && opt->device != GF_DEVICE_CPU && opt->device != GF_DEVICE_CUDA)
+        return gf_fail(GF_ERR_INVALID, "unknown device %d", (int)opt->device);
     gf_session *s = calloc(1, sizeof *s);
     if (!s) return gf_fail(GF_ERR_NOMEM, "out of memory");
     s->path = path;
@@ -71,6 +71,13 @@ gf_status gf_session_new_graph(const gf_graph *g, const char *path, const gf_ses
     if (!s->vals || !s->kind || !s->in_place_of || !s->folded || !s->layout || !s->run) {
         gf_session_free(s);
         return gf_fail(GF_ERR_NOMEM, "out of memory");
+    }
+    if (s->opt.device == GF_DEVICE_CUDA) {
+        gf_status st = gf_session_cuda_new(s);
+        if (st) {
+            gf_session_free(s);
+            return st;
+        }
     }
     *out = s;
     return GF_OK;
@@ -162,6 +169,7 @@ gf_node *gf_session_add_node(gf_session *s, const char *name, const char *domain
 
 static void release_plan(gf_session *s)
 {
+    if (s->cuda) gf_session_cuda_release(s);
     for (int v = 0; v < s->n_vals; v++) {
         gf_tensor_free(s->folded[v]);
         s->folded[v] = NULL;
@@ -181,6 +189,7 @@ void gf_session_free(gf_session *s)
 {
     if (!s) return;
     if (s->folded && s->run) release_plan(s);
+    if (s->cuda) gf_session_cuda_free(s);
     free(s->vals);
     free(s->kind);
     free(s->in_place_of);
@@ -200,6 +209,13 @@ const gf_tensor *gf_session_value(const gf_session *s, int v)
 }
 
 void gf_session_check_finite(gf_session *s, int on) { s->check_finite = on; }
+
+gf_status gf_session_sync_states(gf_session *s) { return s->cuda ? gf_session_cuda_sync_states(s) : GF_OK; }
+
+void gf_session_states_changed(gf_session *s)
+{
+    if (s->cuda) gf_session_cuda_states_changed(s);
+}
 double gf_session_flops(const gf_session *s) { return s->flops; }
 
 static const char *value_name(const gf_session *s, int v)
@@ -324,7 +340,7 @@ static gf_status add_step(gf_session *s, const gf_node *n, int dynamic)
         s->run = grown;
         s->cap_run = cap;
     }
-    s->run[s->n_run++] = (exec_node){n, dynamic, -1, NULL};
+    s->run[s->n_run++] = (exec_node){n, dynamic, -1, NULL, NULL};
     return GF_OK;
 }
 
@@ -404,9 +420,26 @@ static gf_status prepare_step(gf_session *s, const exec_node *e)
     return st ? node_fail(n, st) : GF_OK;
 }
 
+/* A CUDA session's placement: each step that is not data-dependent runs on the GPU
+ * where a CUDA kernel takes it. */
+static gf_status place_steps(gf_session *s)
+{
+    for (int step = 0; step < s->n_run; step++) {
+        exec_node *e = &s->run[step];
+        if (e->dynamic) continue;
+        node_io io;
+        gf_status st = bind_node(s, e->node, &io);
+        if (st) return st;
+        gf_op_ctx ctx = make_ctx(e->node, &io, 1, NULL);
+        e->cuda = gf_session_cuda_choose(s, &ctx);
+        unbind_node(&io);
+    }
+    return GF_OK;
+}
+
 /* Places every arena value by its lifetime over the run order. An output computed in
  * place takes its input's slot, which then lives as long as either. */
-static gf_status plan_memory(gf_session *s)
+static gf_status plan_memory(gf_session *s, int on_device)
 {
     const gf_graph *g = s->g;
     size_t nv = (size_t)s->n_vals + 1;
@@ -445,18 +478,24 @@ static gf_status plan_memory(gf_session *s)
     }
     size_t total = gf_plan_arena(life, n);
     gf_status st = GF_OK;
+    size_t *offset = on_device ? malloc(nv * sizeof *offset) : NULL;
+    if (on_device && !offset) total = (size_t)-1;
     /* a run also copies the graph outputs out of the arena */
     double peak = (double)total;
     for (int i = 0; i < g->n_outputs; i++) peak += (double)gf_tensor_nbytes(&s->vals[g->outputs[i]]);
     char need[32], have[32];
     if (total == (size_t)-1) st = gf_fail(GF_ERR_NOMEM, "out of memory planning the arena");
-    else if (peak > (double)gf_memory_limit())
+    else if (!on_device && peak > (double)gf_memory_limit()) /* the device's own allocator refuses on a GPU */
         st = gf_fail(GF_ERR_NOMEM, "the activations and outputs need %s at their peak, more than the %s of memory "
                      "there is", gf_bytes_str(peak, need, sizeof need),
                      gf_bytes_str((double)gf_memory_limit(), have, sizeof have));
-    else if (!(s->arena = aligned_alloc(GF_ARENA_ALIGN, total ? total : GF_ARENA_ALIGN)))
+    else if (on_device) {
+        for (int v = 0; v < s->n_vals; v++) offset[v] = slot[v] >= 0 ? life[slot[v]].offset : SIZE_MAX;
+        st = gf_session_cuda_arena(s, total, offset);
+        if (!st) s->arena_bytes = total;
+    } else if (!(s->arena = aligned_alloc(GF_ARENA_ALIGN, total ? total : GF_ARENA_ALIGN)))
         st = gf_fail(GF_ERR_NOMEM, "cannot allocate the %zu-byte activation arena", total);
-    if (!st) {
+    if (!st && !on_device) {
         s->arena_bytes = total;
         for (int v = 0; v < s->n_vals; v++)
             if (slot[v] >= 0) s->vals[v].data = (char *)s->arena + life[slot[v]].offset;
@@ -464,6 +503,7 @@ static gf_status plan_memory(gf_session *s)
     free(life);
     free(slot);
     free(keep);
+    free(offset);
     return st;
 }
 
@@ -541,11 +581,14 @@ static gf_status plan(gf_session *s, const gf_tensor *const *inputs, int prepare
         s->kind[g->inputs[i]] = VALUE_INPUT;
     }
     gf_status st = GF_OK;
+    int on_device = s->cuda && prepare;
     for (int ni = 0; ni < g->n_nodes && !st; ni++) st = plan_node(s, &g->nodes[ni]);
     if (!st && s->rewrites) st = gf_session_rewrite(s);
-    for (int step = 0; step < s->n_run && !st && prepare; step++) st = prepare_step(s, &s->run[step]);
+    if (!st && on_device) st = place_steps(s);
+    for (int step = 0; step < s->n_run && !st && prepare; step++)
+        if (!s->run[step].cuda) st = prepare_step(s, &s->run[step]);
     if (!st) st = check_updates(s);
-    if (!st) st = plan_memory(s);
+    if (!st) st = plan_memory(s, on_device);
     if (st) {
         release_plan(s);
         return st;
@@ -678,26 +721,30 @@ gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tenso
         if (s->kind[v] == VALUE_IN_PLACE) s->vals[v].data = g->values[s->in_place_of[v]].init->data;
     }
 
-    gf_status st = GF_OK;
+    gf_status st = s->cuda ? gf_session_cuda_begin(s) : GF_OK;
     for (int step = 0; step < s->n_run && !st; step++) {
         const exec_node *e = &s->run[step];
         const gf_node *n = e->node;
         node_io io;
         st = bind_node(s, n, &io);
+        if (!st && e->dynamic && s->cuda) st = gf_session_cuda_host_inputs(s, n);
         if (!st && e->dynamic) st = prepare_dynamic(s, n, &io);
         double t0 = s->opt.profile ? now_ms() : 0;
         if (!st) {
             gf_op_ctx ctx = make_ctx(n, &io, 0, e->layout);
-            st = n->op->cpu(&ctx);
+            st = s->cuda ? gf_session_cuda_step(s, e, &ctx) : n->op->cpu(&ctx);
         }
         if (s->opt.profile) record_time(s, n->op_type, now_ms() - t0);
         if (!st && s->check_finite) st = check_outputs_finite(s, n, &io);
         unbind_node(&io);
         if (st) st = node_fail(n, st);
     }
+    if (!st && s->cuda) st = gf_session_cuda_finish(s);
     for (int i = 0; i < g->n_outputs && !st; i++)
         st = copy_out(&s->vals[g->outputs[i]], &g->values[g->outputs[i]], &outputs[i]);
-    if (!st) apply_updates(s);
+    if (!st && s->cuda) st = gf_session_cuda_updates(s);
+    else if (!st) apply_updates(s);
+    if (s->cuda) gf_session_cuda_end(s);
     for (int i = 0; i < g->n_inputs; i++) s->vals[g->inputs[i]].data = NULL;
     free_dynamic(s);
     if (st) {

@@ -22,4 +22,12 @@ void gf_session_check_finite(gf_session *s, int on);
  * way to rounding; tests compare the two. */
 void gf_session_set_rewrites(gf_session *s, int on);
 
+/* A session on a GPU keeps the graph's state (the values its updates write: trained
+ * parameters, running statistics, optimizer moments) on the device between runs.
+ * sync_states copies what the device holds newer back into the state's host storage;
+ * states_changed says that the host storage was written (by another session, a
+ * checkpoint), so the next run copies it to the device again. No-ops on the CPU. */
+gf_status gf_session_sync_states(gf_session *s);
+void gf_session_states_changed(gf_session *s);
+
 #endif

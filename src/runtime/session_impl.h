@@ -6,6 +6,8 @@
 
 #include "session.h"
 
+#include "../ops/op.h"
+
 typedef enum value_kind {
     VALUE_UNUSED = 0,
     VALUE_CONST,   /* initializer or folded: data known at plan time */
@@ -16,12 +18,16 @@ typedef enum value_kind {
     VALUE_IN_PLACE,/* a state's new value, written straight into the state's storage */
 } value_kind;
 
+struct gf_cuda_op;
+typedef struct gf_session_cuda gf_session_cuda;
+
 /* One step of the run: a node of the graph, or one the rewrites made (s->synth). */
 typedef struct exec_node {
     const gf_node *node;
     int dynamic;              /* infer again while running */
     int in_place;             /* output 0 takes the storage of this input (-1: its own) */
     unsigned char *layout;    /* n_inputs then n_outputs GF_LAYOUT_* bytes; NULL: all plain */
+    const struct gf_cuda_op *cuda; /* a CUDA session's kernel for the step; NULL: it runs on the CPU */
 } exec_node;
 
 struct gf_session {
@@ -50,6 +56,8 @@ struct gf_session {
 
     gf_op_time *times;
     int n_times, cap_times;
+
+    gf_session_cuda *cuda;  /* a session on a GPU (session_cuda.c); NULL on the CPU */
 };
 
 /* A new value of the session (not of the graph) shaped like `like`, no data; -1 when out
@@ -70,5 +78,80 @@ gf_node *gf_session_add_node(gf_session *s, const char *name, const char *domain
  * outputs. They edit s->run and add values and nodes; they fail only when out of
  * memory. */
 gf_status gf_session_rewrite(gf_session *s);
+
+/* ---- a session on a GPU (session_cuda.c, in CUDA builds) ----
+ *
+ * The plan is the CPU's: infer, folding and the Conv fusions run on the host (the
+ * layouts and in-place outputs, which are oneDNN's, do not apply). Then each step whose
+ * op has a CUDA kernel that takes its shapes and dtypes is placed on the GPU; the rest
+ * (data-dependent shapes, ops without a kernel) run on the CPU. Every value knows where
+ * its current data is (host, device or both) and is copied only where a step on the
+ * other side reads it: the activations the GPU steps make live in one device arena
+ * planned like the CPU's, constants go to the device once per plan, graph inputs at
+ * the run's start, outputs back at its end. State (the trained parameters and optimizer
+ * moments) stays on the device across runs and plans: gf_session_sync_states brings it
+ * back to the host, gf_session_states_changed says the host's copy has been written. */
+
+#ifdef GF_HAVE_CUDA
+/* Checks that the session's device exists; the context starts at the first prepared plan. */
+gf_status gf_session_cuda_new(gf_session *s);
+void gf_session_cuda_free(gf_session *s);
+/* The step's CUDA kernel when it has one that takes the node as planned (ctx bound to
+ * the plan's tensors), else NULL. */
+const struct gf_cuda_op *gf_session_cuda_choose(gf_session *s, gf_op_ctx *ctx);
+/* Places the arena values: the activation arena on the device, `offset` per value
+ * (SIZE_MAX: not in the arena). */
+gf_status gf_session_cuda_arena(gf_session *s, size_t total, const size_t *offset);
+/* Frees what the plan put on the device (arena, constants) and its host mirrors. */
+void gf_session_cuda_release(gf_session *s);
+/* A run's start, once its inputs are bound: where each value's data is. */
+gf_status gf_session_cuda_begin(gf_session *s);
+/* Brings every input of the node to the host (a step the CPU runs, or infers again). */
+gf_status gf_session_cuda_host_inputs(gf_session *s, const gf_node *n);
+/* One step, on the device the plan chose, its inputs copied there first where needed. */
+gf_status gf_session_cuda_step(gf_session *s, const exec_node *e, gf_op_ctx *ctx);
+/* Waits for the device, reporting a kernel's data error, and brings every graph output to the host. */
+gf_status gf_session_cuda_finish(gf_session *s);
+/* The graph's updates on the device: each new value into its state's device storage. */
+gf_status gf_session_cuda_updates(gf_session *s);
+/* Frees what the run alone needed (device copies of inputs, dynamic values). */
+void gf_session_cuda_end(gf_session *s);
+gf_status gf_session_cuda_sync_states(gf_session *s);
+void gf_session_cuda_states_changed(gf_session *s);
+#else /* a CPU-only build: s->cuda is always NULL, and nothing calls these but under it */
+static inline gf_status gf_session_cuda_new(gf_session *s)
+{
+    (void)s;
+    return gf_fail(GF_ERR_UNSUPPORTED, "this build of graft has no CUDA backend (backends: %s)", gf_backends());
+}
+static inline void gf_session_cuda_free(gf_session *s) { (void)s; }
+static inline const struct gf_cuda_op *gf_session_cuda_choose(gf_session *s, gf_op_ctx *ctx)
+{
+    (void)s, (void)ctx;
+    return NULL;
+}
+static inline gf_status gf_session_cuda_arena(gf_session *s, size_t total, const size_t *offset)
+{
+    (void)s, (void)total, (void)offset;
+    return GF_ERR_UNSUPPORTED;
+}
+static inline void gf_session_cuda_release(gf_session *s) { (void)s; }
+static inline gf_status gf_session_cuda_begin(gf_session *s) { (void)s; return GF_ERR_UNSUPPORTED; }
+static inline gf_status gf_session_cuda_host_inputs(gf_session *s, const gf_node *n)
+{
+    (void)s, (void)n;
+    return GF_ERR_UNSUPPORTED;
+}
+static inline gf_status gf_session_cuda_step(gf_session *s, const exec_node *e, gf_op_ctx *ctx)
+{
+    (void)s, (void)e, (void)ctx;
+    return GF_ERR_UNSUPPORTED;
+}
+static inline gf_status gf_session_cuda_finish(gf_session *s) { (void)s; return GF_ERR_UNSUPPORTED; }
+static inline gf_status gf_session_cuda_updates(gf_session *s) { (void)s; return GF_ERR_UNSUPPORTED; }
+static inline void gf_session_cuda_end(gf_session *s) { (void)s; }
+static inline gf_status gf_session_cuda_sync_states(gf_session *s) { (void)s; return GF_OK; }
+static inline void gf_session_cuda_states_changed(gf_session *s) { (void)s; }
+#endif
 
 #endif

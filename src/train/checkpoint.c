@@ -11,6 +11,7 @@
 
 #include "../runtime/model.h"
 #include "../runtime/saver.h"
+#include "../runtime/session.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,13 +24,14 @@ static const char *const optimizer_names[] = {"sgd", "adam", "adamw", "rmsprop",
 gf_status gf_trainer_save_checkpoint(gf_trainer *t, const char *path, int n_extra, const char *const *keys,
                                      const char *const *values)
 {
+    gf_status st = gf_trainer_sync_model(t);
+    if (st) return st;
     const gf_graph *model = t->model->graph, *g = t->graph;
     int n_state = 0, n_meta = 0;
     for (int v = model->n_values; g && v < g->n_values; v++) n_state += g->values[v].is_state;
     const char **names = malloc(((size_t)n_state + 1) * sizeof *names);
     const gf_tensor **tensors = malloc(((size_t)n_state + 1) * sizeof *tensors);
     const char **mk = malloc(((size_t)n_extra + 5) * sizeof *mk), **mv = malloc(((size_t)n_extra + 5) * sizeof *mv);
-    gf_status st = GF_OK;
     if (!names || !tensors || !mk || !mv) {
         st = gf_fail(GF_ERR_NOMEM, "out of memory");
         goto out;
@@ -173,6 +175,7 @@ gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path)
     gf_model_free(t->resume);
     t->resume = ck;
     t->steps_done = steps_done;
+    if (t->eval_session) gf_session_states_changed(t->eval_session);
     return GF_OK;
 }
 

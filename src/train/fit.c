@@ -351,7 +351,8 @@ gf_status gf_fit(gf_trainer *t, gf_loader *train, gf_loader *val, const gf_fit_o
             fs.best_epoch = epoch;
             fs.best_score = score;
             fs.bad_epochs = 0;
-            if (o->best_path) st = gf_model_save(t->model, o->best_path);
+            if (o->best_path) st = gf_trainer_sync_model(t);
+            if (!st && o->best_path) st = gf_model_save(t->model, o->best_path);
         } else {
             fs.bad_epochs++;
         }
@@ -371,7 +372,10 @@ gf_status gf_fit(gf_trainer *t, gf_loader *train, gf_loader *val, const gf_fit_o
         }
     }
     /* No epoch had a score (a detector without a validation set): the last one is kept. */
-    if (!st && o->best_path && !fs.best_epoch && out->epochs_run) st = gf_model_save(t->model, o->best_path);
+    if (!st && o->best_path && !fs.best_epoch && out->epochs_run) {
+        st = gf_trainer_sync_model(t);
+        if (!st) st = gf_model_save(t->model, o->best_path);
+    }
     if (fs.n_rows) {
         const epoch_row *last = &fs.rows[fs.n_rows - 1];
         out->last_train_loss = last->train_loss;

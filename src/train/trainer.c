@@ -59,9 +59,22 @@ static void free_eval(gf_trainer *t)
     t->eval_graph = NULL;
 }
 
+gf_status gf_trainer_sync_model(gf_trainer *t)
+{
+    if (!t->host_stale) return GF_OK;
+    gf_status st = gf_session_sync_states(t->session);
+    if (st) return gf_fail_context(st, "%s: bringing the trained weights back from the device", t->model->path);
+    if (t->eval_session) gf_session_states_changed(t->eval_session);
+    t->host_stale = 0;
+    return GF_OK;
+}
+
 void gf_trainer_free(gf_trainer *t)
 {
     if (!t) return;
+    /* The model keeps what was trained, as the API promises; a failure here leaves it
+     * as of the last sync, and the message says why. */
+    if (t->session) gf_trainer_sync_model(t);
     free_eval(t);
     gf_session_free(t->session);
     gf_graph_free(t->graph);
@@ -269,7 +282,9 @@ gf_status gf_trainer_evaluate(gf_trainer *t, const gf_tensor *const *inputs, con
     int n_out = t->model->graph->n_outputs;
     for (int k = 0; k < n_out; k++) outputs[k] = NULL;
     if (t->n_model_inputs > GF_MAX_RANK) return gf_fail(GF_ERR_UNSUPPORTED, "too many model inputs to evaluate");
-    gf_status st = t->eval_graph ? GF_OK : build_eval(t, labels);
+    gf_status st = gf_trainer_sync_model(t);
+    if (st) return st;
+    st = t->eval_graph ? GF_OK : build_eval(t, labels);
     if (st) return gf_fail_context(st, "%s: building the evaluation graph", t->model->path);
     const gf_tensor *all[GF_MAX_RANK + 1];
     for (int i = 0; i < t->n_model_inputs; i++) all[i] = inputs[i];
@@ -305,13 +320,15 @@ static gf_status explain_non_finite(gf_trainer *t, const gf_tensor *const *all, 
 static gf_status ensure_graph(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *labels)
 {
     if (t->graph && !t->retrain) return GF_OK;
+    gf_status st = gf_trainer_sync_model(t); /* the old graph's state is copied from the host */
+    if (st) return st;
     gf_graph *old = t->graph;
     gf_session *old_session = t->session;
     gf_param_set old_params = t->params;
     t->graph = NULL;
     t->session = NULL;
     memset(&t->params, 0, sizeof t->params);
-    gf_status st = build(t, inputs, labels);
+    st = build(t, inputs, labels);
     if (st) {
         t->graph = old;
         t->session = old_session;
@@ -392,6 +409,7 @@ gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const g
     gf_tensor_free(t->output);
     t->output = outs[1];
     t->steps_done++;
+    t->host_stale = 1;
     return GF_OK;
 }
 

@@ -28,6 +28,8 @@ struct gf_trainer {
     gf_train_options opt;
     gf_graph *graph;          /* the training graph, NULL before the first step */
     gf_session *session;
+    int host_stale;           /* steps ran since the model's storage was last brought up to date
+                                 (a session on a GPU keeps the state there: gf_trainer_sync_model) */
     gf_param_set params;
     int n_model_inputs;
     double lr;
