@@ -70,6 +70,9 @@ expect 2 "--top wants a whole number" -- run "$tiny/model.onnx" --image y.png --
 expect 2 "--mean wants 3 comma-separated numbers" -- run "$tiny/model.onnx" --image y.png --mean 0.5,0.5
 expect 2 "--std must not contain 0" -- run "$tiny/model.onnx" --image y.png --std 1,0,1
 expect 2 "--runs wants a whole number" -- bench "$tiny/model.onnx" --runs 0
+for cmd in run bench train eval; do
+    expect 2 "device 'gpu': expected cpu, cuda or cuda:N" -- "$cmd" "$tiny/model.onnx" --device gpu
+done
 
 # ---- bad files: exit 1, and the message names the file
 printf 'not a model\n' >"$tmp/text.onnx"
@@ -77,6 +80,9 @@ expect 1 "graft: $tmp/missing.onnx" -- info "$tmp/missing.onnx"
 expect 1 "graft: $tmp/text.onnx" -- info "$tmp/text.onnx"
 expect 1 "$tmp/missing.onnx" -- run "$tmp/missing.onnx" --input x.pb --output-dir "$tmp/o"
 expect 1 "$tmp/missing.onnx" -- bench "$tmp/missing.onnx"
+# a device that is not there (no GPU, a CPU-only build, or past the last GPU): exit 1, saying why
+expect 1 "CUDA" -- bench "$tiny/model.onnx" --runs 1 --device cuda:4095
+expect 0 "median" -- bench "$tiny/model.onnx" --runs 1 --warmup 0 --device cpu
 expect 1 "$tmp/missing.pb" -- run "$tiny/model.onnx" --input "$tmp/missing.pb" --output-dir "$tmp/o"
 expect 1 "$tmp/text.onnx" -- run "$tiny/model.onnx" --input "$tmp/text.onnx" --output-dir "$tmp/o"
 expect 1 "takes 1 input ('input'), but 2 --input files were given" -- \
