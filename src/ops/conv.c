@@ -14,7 +14,10 @@
  * differently.) Y must not be S's storage: the convolution stores partial sums in Y.
  * Attribute `algorithm` "winograd" (the session sets it for inference convolutions that
  * fit, fuse.c) asks for oneDNN's Winograd convolution, with the activation as a post-op
- * and S added after; where oneDNN has none, the direct one runs. */
+ * and S added after; where oneDNN has none, the direct one runs.
+ * A Conv padded by a whole window or more (FCN's first layer pads 100) gets a padded copy
+ * of X and no padding of its own: oneDNN's fast kernels take pads shorter than the
+ * window only, and its reference loops are slower than a copy and the fast kernel. */
 #include "conv_shape.h"
 #include "dnnl_util.h"
 
@@ -137,6 +140,7 @@ typedef struct conv_key {
     int64_t transpose, has_bias, nsp, n, c, m, group;
     int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
     int64_t src_layout, dst_layout, sum_post_op, act, alpha_bits, winograd;
+    int64_t pad_copy;   /* X padded into a copy first; the primitive pads nothing */
 } conv_key;
 
 enum { ARG_SRC, ARG_WEIGHTS }; /* plan argument order: src, weights, [bias], dst */
@@ -146,6 +150,40 @@ static int fast_path_fits(const gf_op_ctx *ctx, const gf_conv_shape *sh)
     if (ctx->inputs[0]->dtype != GF_FLOAT) return 0;
     if (gf_tensor_numel(ctx->inputs[0]) == 0 || gf_tensor_numel(ctx->inputs[1]) == 0) return 0;
     return sh->n > 0 && sh->m > 0;
+}
+
+/* Whether X goes to oneDNN as a padded copy: a plain Conv with some pad as wide as its window. */
+static int pads_by_copy(const gf_op_ctx *ctx, const gf_conv_shape *sh)
+{
+    if (sh->transpose || gf_in_layout(ctx, 0) != GF_LAYOUT_PLAIN) return 0;
+    for (int d = 0; d < sh->w.nsp; d++) {
+        int64_t extent = 1 + (sh->w.kernel[d] - 1) * sh->w.dilation[d];
+        if (sh->w.pad_begin[d] >= extent || sh->w.pad_end[d] >= extent) return 1;
+    }
+    return 0;
+}
+
+/* X zero-padded by the window's pads: [n * c planes] of the padded spatial size. */
+static gf_status padded_copy(const gf_conv_shape *sh, const float *x, float **out)
+{
+    const gf_window *w = &sh->w;
+    int64_t in[3] = {1, 1, 1}, pad[3] = {0, 0, 0}, size[3] = {1, 1, 1};
+    for (int d = 0; d < w->nsp; d++) {
+        in[3 - w->nsp + d] = w->in[d];
+        pad[3 - w->nsp + d] = w->pad_begin[d];
+        size[3 - w->nsp + d] = w->in[d] + w->pad_begin[d] + w->pad_end[d];
+    }
+    int64_t planes = sh->n * sh->c, in_plane = in[0] * in[1] * in[2], plane = size[0] * size[1] * size[2];
+    float *p = calloc((size_t)(planes * plane) + 1, sizeof *p);
+    if (!p) return gf_fail(GF_ERR_NOMEM, "out of memory padding the convolution's input");
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t q = 0; q < planes; q++)
+        for (int64_t i0 = 0; i0 < in[0]; i0++)
+            for (int64_t i1 = 0; i1 < in[1]; i1++)
+                memcpy(p + q * plane + ((i0 + pad[0]) * size[1] + i1 + pad[1]) * size[2] + pad[2],
+                       x + q * in_plane + (i0 * in[1] + i1) * in[2], (size_t)in[2] * sizeof *p);
+    *out = p;
+    return GF_OK;
 }
 
 /* S goes in as a binary post-op when it and Y are blocked (then the primitive's Y is
@@ -186,6 +224,7 @@ static conv_key make_key(const gf_op_ctx *ctx, const gf_conv_shape *sh, const gf
     memcpy(&bits, &f->alpha, sizeof bits);
     k.alpha_bits = k.act == GF_CONV_ACT_LEAKY ? bits : 0;
     k.winograd = f->winograd && !sh->transpose;
+    k.pad_copy = pads_by_copy(ctx, sh);
     return k;
 }
 
@@ -247,6 +286,10 @@ static gf_status build_conv_plan(gf_dnnl_plan *plan, const void *arg)
         dilates[d] = k->dilation[d] - 1; /* oneDNN counts the gaps */
         pad_l[d] = k->pad_begin[d];
         pad_r[d] = k->pad_end[d];
+        if (k->pad_copy) {
+            src_dims[2 + d] += pad_l[d] + pad_r[d];
+            pad_l[d] = pad_r[d] = 0;
+        }
     }
     int w_rank = weight_dims(k, w_dims, w_strides);
     gf_dnnl_arg_desc args[5];
@@ -360,11 +403,18 @@ static gf_status run_fast(gf_op_ctx *ctx, const gf_conv_shape *sh, const gf_conv
     if (st) return st;
     void *data[5];
     int n = 0;
+    float *padded = NULL;
+    if (pads_by_copy(ctx, sh) && (st = padded_copy(sh, ctx->inputs[0]->data, &padded))) {
+        gf_dnnl_plan_release(plan);
+        return st;
+    }
     for (int i = 0; i < (sh->has_bias ? 3 : 2); i++) data[n++] = ctx->inputs[i]->data;
+    if (padded) data[0] = padded;
     data[n++] = ctx->outputs[0]->data;
     if (sum_post_op(ctx, f)) data[n++] = ctx->inputs[3]->data;
     st = gf_dnnl_plan_run(plan, data);
     gf_dnnl_plan_release(plan);
+    free(padded);
     if (!st && f->has_sum && !sum_post_op(ctx, f)) st = add_sum_after(ctx, f);
     return st;
 }
