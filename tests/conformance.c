@@ -11,6 +11,7 @@
  * answer or an error other than "unsupported") or unsupported. A wrong answer
  * is worse than an unsupported op: any failure makes the exit status 1. */
 #include "graft.h"
+#include "runtime/device.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -326,13 +327,13 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--skip-missing")) o.skip_missing = 1;
         else if (!strcmp(argv[i], "--strict")) o.strict = 1;
         else if (!strcmp(argv[i], "--device") && i + 1 < argc) {
-            const char *d = argv[++i];
-            if (strcmp(d, "cpu") && strcmp(d, "cuda") && strncmp(d, "cuda:", 5)) {
-                fprintf(stderr, "conformance: --device takes cpu, cuda or cuda:N, not '%s'\n", d);
+            int index;
+            if (gf_cuda_parse_device(argv[++i], &index)) {
+                fprintf(stderr, "conformance: %s\n", gf_last_error());
                 return 2;
             }
-            o.session.device = strcmp(d, "cpu") ? GF_DEVICE_CUDA : GF_DEVICE_CPU;
-            o.session.device_index = !strncmp(d, "cuda:", 5) ? atoi(d + 5) : 0;
+            o.session.device = index < 0 ? GF_DEVICE_CPU : GF_DEVICE_CUDA;
+            o.session.device_index = index < 0 ? 0 : index;
         }
         else if (!strcmp(argv[i], "--min-passed") && i + 1 < argc && n_floors < 16) {
             char *eq = strrchr(argv[++i], '=');

@@ -216,6 +216,7 @@ void gf_session_states_changed(gf_session *s)
 {
     if (s->cuda) gf_session_cuda_states_changed(s);
 }
+
 double gf_session_flops(const gf_session *s) { return s->flops; }
 
 static const char *value_name(const gf_session *s, int v)
@@ -431,7 +432,7 @@ static gf_status place_steps(gf_session *s)
         gf_status st = bind_node(s, e->node, &io);
         if (st) return st;
         gf_op_ctx ctx = make_ctx(e->node, &io, 1, NULL);
-        e->cuda = gf_session_cuda_choose(s, &ctx);
+        e->cuda = gf_session_cuda_choose(&ctx);
         unbind_node(&io);
     }
     return GF_OK;

@@ -79,9 +79,8 @@ void gf_session_cuda_free(gf_session *s)
     s->cuda = NULL;
 }
 
-const gf_cuda_op *gf_session_cuda_choose(gf_session *s, gf_op_ctx *ctx)
+const gf_cuda_op *gf_session_cuda_choose(gf_op_ctx *ctx)
 {
-    (void)s;
     const gf_node *n = ctx->node;
     const gf_cuda_op *op = gf_cuda_op_find(n->domain, n->op_type, n->opset);
     if (!op) return NULL;
@@ -269,51 +268,46 @@ static gf_status run_on_cpu(gf_session *s, gf_op_ctx *ctx)
     return st;
 }
 
-/* The kernel sees tensors of the plan's shapes whose data is device storage, but for
- * the inputs its entry takes on the host. */
+enum { VIEW_HOST, VIEW_DEVICE, VIEW_DEVICE_OUTPUT };
+
+/* The kernel's tensor for value v: the plan's dtype and shape, its data current on the
+ * host or the device, or (an output) device storage to write. */
+static gf_status kernel_view(gf_session *s, int v, int kind, gf_tensor *t)
+{
+    *t = s->vals[v];
+    t->owns_data = 0;
+    if (kind == VIEW_DEVICE_OUTPUT) return device_storage(s, v, &t->data);
+    if (kind == VIEW_DEVICE) return to_device(s, v, &t->data);
+    gf_status st = to_host(s, v);
+    t->data = s->vals[v].data;
+    return st;
+}
+
+/* The kernel sees its inputs, then its outputs, as views: device storage, but for the
+ * inputs its entry takes on the host. */
 static gf_status run_on_gpu(gf_session *s, const gf_cuda_op *op, gf_op_ctx *ctx)
 {
     const gf_node *n = ctx->node;
-    gf_tensor in_buf[16], out_buf[8], *in = in_buf, *out = out_buf;
-    const gf_tensor *in_ptr_buf[16], **in_ptr = in_ptr_buf;
-    gf_tensor *out_ptr_buf[8], **out_ptr = out_ptr_buf;
+    int n_io = n->n_inputs + n->n_outputs;
+    gf_tensor view_buf[24], *views = view_buf, *ptr_buf[24], **ptrs = ptr_buf;
     gf_status st = GF_OK;
-    if (n->n_inputs > 16) {
-        in = malloc((size_t)n->n_inputs * sizeof *in);
-        in_ptr = malloc((size_t)n->n_inputs * sizeof *in_ptr);
+    if (n_io > 24) {
+        views = malloc((size_t)n_io * sizeof *views);
+        ptrs = malloc((size_t)n_io * sizeof *ptrs);
+        if (!views || !ptrs) st = gf_fail(GF_ERR_NOMEM, "out of memory");
     }
-    if (n->n_outputs > 8) {
-        out = malloc((size_t)n->n_outputs * sizeof *out);
-        out_ptr = malloc((size_t)n->n_outputs * sizeof *out_ptr);
-    }
-    if (!in || !in_ptr || !out || !out_ptr) st = gf_fail(GF_ERR_NOMEM, "out of memory");
-    for (int k = 0; k < n->n_inputs && !st; k++) {
-        int v = n->inputs[k];
-        in_ptr[k] = NULL;
+    for (int k = 0; k < n_io && !st; k++) {
+        int output = k >= n->n_inputs, v = output ? n->outputs[k - n->n_inputs] : n->inputs[k];
+        ptrs[k] = NULL;
         if (v < 0) continue;
-        in[k] = s->vals[v];
-        in[k].owns_data = 0;
-        if (gf_cuda_input_on_host(op, k)) {
-            st = to_host(s, v);
-            in[k].data = s->vals[v].data;
-        } else {
-            st = to_device(s, v, &in[k].data);
-        }
-        in_ptr[k] = &in[k];
-    }
-    for (int k = 0; k < n->n_outputs && !st; k++) {
-        int v = n->outputs[k];
-        out_ptr[k] = NULL;
-        if (v < 0) continue;
-        out[k] = s->vals[v];
-        out[k].owns_data = 0;
-        st = device_storage(s, v, &out[k].data);
-        out_ptr[k] = &out[k];
+        int kind = output ? VIEW_DEVICE_OUTPUT : gf_cuda_input_on_host(op, k) ? VIEW_HOST : VIEW_DEVICE;
+        st = kernel_view(s, v, kind, &views[k]);
+        ptrs[k] = &views[k];
     }
     if (!st) {
         gf_op_ctx dev_ctx = *ctx;
-        dev_ctx.inputs = in_ptr;
-        dev_ctx.outputs = out_ptr;
+        dev_ctx.inputs = (const gf_tensor **)ptrs;
+        dev_ctx.outputs = ptrs + n->n_inputs;
         st = op->run(&dev_ctx, s->cuda->ctx);
         if (!st) st = gf_cuda_after_kernel(s->cuda->ctx, &dev_ctx);
         /* A profile times each step to its end; a finite check reads its outputs. */
@@ -323,8 +317,7 @@ static gf_status run_on_gpu(gf_session *s, const gf_cuda_op *op, gf_op_ctx *ctx)
         if (n->outputs[k] >= 0) *where_of(s, n->outputs[k]) = AT_DEV;
     for (int k = 0; k < n->n_outputs && !st && s->check_finite; k++)
         if (n->outputs[k] >= 0 && s->vals[n->outputs[k]].dtype == GF_FLOAT) st = to_host(s, n->outputs[k]);
-    if (in != in_buf) free(in), free(in_ptr);
-    if (out != out_buf) free(out), free(out_ptr);
+    if (views != view_buf) free(views), free(ptrs);
     return st;
 }
 

@@ -98,7 +98,7 @@ gf_status gf_session_cuda_new(gf_session *s);
 void gf_session_cuda_free(gf_session *s);
 /* The step's CUDA kernel when it has one that takes the node as planned (ctx bound to
  * the plan's tensors), else NULL. */
-const struct gf_cuda_op *gf_session_cuda_choose(gf_session *s, gf_op_ctx *ctx);
+const struct gf_cuda_op *gf_session_cuda_choose(gf_op_ctx *ctx);
 /* Places the arena values: the activation arena on the device, `offset` per value
  * (SIZE_MAX: not in the arena). */
 gf_status gf_session_cuda_arena(gf_session *s, size_t total, const size_t *offset);
@@ -125,9 +125,9 @@ static inline gf_status gf_session_cuda_new(gf_session *s)
     return gf_fail(GF_ERR_UNSUPPORTED, "this build of graft has no CUDA backend (backends: %s)", gf_backends());
 }
 static inline void gf_session_cuda_free(gf_session *s) { (void)s; }
-static inline const struct gf_cuda_op *gf_session_cuda_choose(gf_session *s, gf_op_ctx *ctx)
+static inline const struct gf_cuda_op *gf_session_cuda_choose(gf_op_ctx *ctx)
 {
-    (void)s, (void)ctx;
+    (void)ctx;
     return NULL;
 }
 static inline gf_status gf_session_cuda_arena(gf_session *s, size_t total, const size_t *offset)

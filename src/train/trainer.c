@@ -74,7 +74,7 @@ void gf_trainer_free(gf_trainer *t)
     if (!t) return;
     /* The model keeps what was trained, as the API promises; a failure here leaves it
      * as of the last sync, and the message says why. */
-    if (t->session) gf_trainer_sync_model(t);
+    gf_trainer_sync_model(t);
     free_eval(t);
     gf_session_free(t->session);
     gf_graph_free(t->graph);
