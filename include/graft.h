@@ -123,11 +123,42 @@ gf_status gf_model_summary_get(gf_model *m, gf_model_summary *out);
 
 typedef enum gf_device { GF_DEVICE_CPU = 0, GF_DEVICE_CUDA = 1 } gf_device;
 
+/* Data parallel training: one process per GPU, each on its share of every epoch's
+ * batches (gf_loader_options.shard), all holding the same weights. After each backward
+ * pass the gradients, and BatchNormalization's new running statistics, are averaged
+ * over every process (an NCCL all-reduce on the GPU), so that every process takes the
+ * same step. The processes may be on several machines: NCCL finds its peers from the
+ * unique id that every process is given. */
+#define GF_NCCL_ID_BYTES 128
+typedef struct gf_data_parallel {
+    int world_size;             /* the processes; 0 or 1: this one alone, nothing is averaged */
+    int rank;                   /* this one's, 0 .. world_size - 1 */
+    int local_rank;             /* its place among those on this machine: which of --devices it takes */
+    unsigned char nccl_id[GF_NCCL_ID_BYTES];  /* ncclUniqueId, the same in every process */
+} gf_data_parallel;
+
+/* The process group a launcher described in the environment, or world_size 1 when none
+ * did. Rank and size come from GRAFT_RANK, GRAFT_WORLD_SIZE and GRAFT_LOCAL_RANK (what
+ * `graft train --devices` sets for its children), else from MPI's (Open MPI's
+ * OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK, MPICH's PMI_RANK/PMI_SIZE/MPI_LOCALRANKID) or
+ * Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID). The NCCL id comes from
+ * GRAFT_NCCL_ID (hex), else from the file GRAFT_NCCL_ID_FILE names (on a file system all
+ * machines share): rank 0 writes it, the others wait for it up to
+ * GRAFT_NCCL_ID_TIMEOUT seconds (default 300). Fails naming the variable that is wrong. */
+gf_status gf_data_parallel_from_env(gf_data_parallel *out);
+/* A new NCCL unique id (ncclGetUniqueId); fails where this build or machine has no NCCL. */
+gf_status gf_nccl_unique_id(unsigned char id[GF_NCCL_ID_BYTES]);
+/* The id as 2 * GF_NCCL_ID_BYTES lower-case hex digits and a NUL, and back (fails on
+ * anything else, naming `what`). */
+void gf_nccl_id_to_hex(const unsigned char id[GF_NCCL_ID_BYTES], char hex[2 * GF_NCCL_ID_BYTES + 1]);
+gf_status gf_nccl_id_from_hex(const char *hex, const char *what, unsigned char id[GF_NCCL_ID_BYTES]);
+
 typedef struct gf_session_options {
     gf_device device;
     int device_index;
     int num_threads;        /* 0: one per core */
     int profile;            /* collect per-node times */
+    gf_data_parallel parallel;  /* training on several GPUs (zeroed: one process) */
 } gf_session_options;
 
 typedef struct gf_session gf_session;
@@ -523,6 +554,11 @@ typedef struct gf_loader_options {
     int num_workers;            /* 0: one per core */
     int prefetch;               /* batches made ahead of the consumer; 0: 2 per worker */
     uint64_t seed;
+    /* Data parallel: this process's share of each epoch, as torch's DistributedSampler
+     * but by whole batches: of the epoch's batches (the same order in every process, from
+     * the same seed) it takes numbers shard, shard + n_shards, ..., the same count in each
+     * process (batches past the last full round are left out). n_shards 0 or 1: all. */
+    int shard, n_shards;
 } gf_loader_options;
 
 /* A batch owned by the caller (gf_batch_free). Targets by task: int64 [N] classes;

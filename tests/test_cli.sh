@@ -83,6 +83,13 @@ expect 1 "$tmp/missing.onnx" -- bench "$tmp/missing.onnx"
 # a device that is not there (no GPU, a CPU-only build, or past the last GPU): exit 1, saying why
 expect 1 "CUDA" -- bench "$tiny/model.onnx" --runs 1 --device cuda:4095
 expect 0 "median" -- bench "$tiny/model.onnx" --runs 1 --warmup 0 --device cpu
+# --devices (data parallel): a list of CUDA devices, on a data set; checked before any file is read
+expect 2 "--devices lists CUDA devices (cuda:N), not 'cpu'" -- train "$tiny/model.onnx" --data "$tmp" --devices cuda:0,cpu
+expect 2 "--devices names cuda:1 twice" -- train "$tiny/model.onnx" --data "$tmp" --devices cuda:1,cuda:1
+expect 2 "--device or --devices, not both" -- train "$tiny/model.onnx" --data "$tmp" --device cuda --devices cuda:0
+expect 2 "--devices (data parallel) trains on a data set" -- \
+    train "$tiny/model.onnx" --inputs x.pb --labels y.pb --devices cuda:0,cuda:1
+expect 1 "CUDA" -- train "$tiny/model.onnx" --data "$tmp" --devices cuda:0,cuda:4095
 expect 1 "$tmp/missing.pb" -- run "$tiny/model.onnx" --input "$tmp/missing.pb" --output-dir "$tmp/o"
 expect 1 "$tmp/text.onnx" -- run "$tiny/model.onnx" --input "$tmp/text.onnx" --output-dir "$tmp/o"
 expect 1 "takes 1 input ('input'), but 2 --input files were given" -- \

@@ -477,6 +477,17 @@ def test_loader():
     resumed = load(d, *common[:-2], "--batches", 5, "--workers", 3, "--seek", "1:3")
     check(all(np.array_equal(a["x"], b["x"]) for a, b in zip(resumed, ref[10:15])), "seeking to 1:3 gives other batches")
     expect_refused("seeking past the epoch", [DRIVER, "load", d, TMP, "--seek", "0:7", "--batch", 8], "from 0 to 6")
+    # Data parallel shards: shard k of 3 takes batches k, k + 3, ... of the same epoch order, the same
+    # images (augmented by their place in the epoch), and as many batches as every other shard.
+    shards = [load(d, *common[:-2], "--batches", 4, "--shard", f"{k}:3") for k in range(3)]
+    check(all(s.per_epoch == 2 for s in shards), f"7 batches over 3 shards: {[s.per_epoch for s in shards]}, expected 2")
+    for k, s in enumerate(shards):
+        want = [ref[e * 7 + i * 3 + k] for e in (0, 1) for i in (0, 1)]
+        same = all(np.array_equal(a["x"], b["x"]) and a["samples"] == b["samples"] for a, b in zip(s, want))
+        check(same, f"shard {k} of 3 does not give batches {k} and {k + 3} of each epoch")
+    expect_refused("a shard past the count", [DRIVER, "load", d, TMP, "--shard", "3:3"], "shard 3 of 3")
+    expect_refused("more shards than batches", [DRIVER, "load", d, TMP, "--batch", 8, "--shard", "0:8"],
+                   "fewer batches than the 8 shards")
     # drop_last.
     dl = load(d, "--batch", 8, "--drop-last", "--batches", 7)
     check(dl.per_epoch == 6 and all(b["images"][0] == 8 for b in dl), "drop_last")

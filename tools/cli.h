@@ -46,6 +46,11 @@ double cli_now_ms(void);
 
 /* --device cpu, cuda or cuda:N into the session options; a usage error otherwise. */
 void cli_device(const char *cmd, const char *text, gf_session_options *opt);
+/* --devices cuda:0,cuda:1,... (launch.c): data parallel, one process per device. Sets
+ * *rank and opt (the device and the process group) for this process to train, and
+ * returns 0; or, where this process launched the others and waited for them, or failed,
+ * sets *rank -1 and returns the exit status. A usage error for a bad list. */
+int cli_devices(const char *cmd, const char *list, char **argv, gf_session_options *opt, int *rank);
 
 /* The seed that draws graft train's --val-limit subset and graft eval's --limit subset
  * from the same --seed, so that the two score the same samples. */

@@ -56,6 +56,9 @@ static const char train_usage[] =
     "           the rate, with their own weight decay; repeatable, the first match wins)\n"
     "output:    --out FILE  --threads T  --quiet  --json (a summary object on stdout at the end)\n"
     "device:    --device cpu|cuda|cuda:N (where the training graph runs; default cpu)\n"
+    "           --devices cuda:0,cuda:1,... (data parallel: a process per GPU, each taking its share\n"
+    "           of every epoch in batches of --batch, gradients averaged over NCCL; README,\n"
+    "           \"Several GPUs\", says how to launch it with MPI across machines)\n"
     "\n"
     "Transform specs: 'resize:256,center-crop:224,normalize:imagenet',\n"
     "'random-resized-crop:224,hflip,rotate:15,color-jitter:0.4:0.4:0.4,normalize:imagenet',\n"
@@ -193,7 +196,10 @@ static void parse_args(int argc, char **argv, train_args *a)
         else if (cli_flag("train", argc, argv, &i, "--steps", &v)) a->steps = cli_int("train", "--steps", v, 1, 1 << 30);
         else if (cli_flag("train", argc, argv, &i, "--batch", &v)) a->batch = cli_int("train", "--batch", v, 1, 1 << 20);
         else if (cli_flag("train", argc, argv, &i, "--threads", &v)) a->threads = cli_int("train", "--threads", v, 0, 4096);
-        else if (cli_flag("train", argc, argv, &i, "--device", &v)) cli_device("train", v, &a->opt.session);
+        else if (cli_flag("train", argc, argv, &i, "--device", &v)) {
+            cli_device("train", v, &a->opt.session);
+            a->device_given = 1;
+        } else if (cli_flag("train", argc, argv, &i, "--devices", &v)) a->devices = v;
         else if (cli_flag("train", argc, argv, &i, "--seed", &v)) a->seed = (uint64_t)cli_double("train", "--seed", v, 0, 1e15);
         else if (cli_flag("train", argc, argv, &i, "--lr", &v)) o->lr = cli_double("train", "--lr", v, 0, 1e6);
         else if (cli_flag("train", argc, argv, &i, "--momentum", &v)) o->momentum = cli_double("train", "--momentum", v, 0, 1);
@@ -232,6 +238,8 @@ static void parse_args(int argc, char **argv, train_args *a)
     if (!a->data && (a->val || a->val_split > 0 || a->epochs || a->augment || a->transform || a->plots))
         cli_usage_error("train", "--val, --val-split, --epochs, --transform, --augment and --plots need --data");
     if (a->val && a->val_split > 0) cli_usage_error("train", "--val or --val-split, not both");
+    if (a->devices && a->device_given) cli_usage_error("train", "--device or --devices, not both");
+    if (a->devices && !a->data) cli_usage_error("train", "--devices (data parallel) trains on a data set (--data)");
     if (a->data && !a->sched_unit_given) a->sched_per_epoch = 1;
     if (a->data && !a->epochs) a->epochs = 10;
     a->opt.trainable = a->trainable;
@@ -406,8 +414,10 @@ static int train_on_data(train_args *a)
     if (!st) st = task == GF_TASK_DETECT ? yolo_setup(&r, a, &yolo, &n_classes) : fit_head(&r, a, &n_classes);
     if (!st) st = make_transforms(&r, a);
     if (!st && task == GF_TASK_SEGMENT && a->opt.loss.ignore_index == -100) a->opt.loss.ignore_index = GF_MASK_IGNORE;
+    const gf_data_parallel *dp = &a->opt.session.parallel;
     gf_loader_options lo = {.batch_size = a->batch, .shuffle = 1, .balanced = a->balanced, .drop_last = 1,
-                            .num_workers = a->workers, .seed = a->seed};
+                            .num_workers = a->workers, .seed = a->seed, .shard = dp->rank,
+                            .n_shards = dp->world_size};
     if (!st) st = gf_loader_new(r.train, r.train_transform, &lo, &r.train_loader);
     if (!st && r.val) {
         gf_loader_options vo = {.batch_size = a->batch, .num_workers = a->workers, .seed = a->seed};
@@ -437,9 +447,26 @@ static int train_on_data(train_args *a)
     return rc;
 }
 
+/* Every process of a data parallel run trains the same way on its own share; rank 0
+ * alone speaks and writes the model, checkpoints, log and plots. Each draws its own
+ * Dropout masks; the new head (a->seed) is the same in all. */
+static void share_work(train_args *a, int rank)
+{
+    a->opt.seed = a->seed + (uint64_t)rank * 0x9e3779b97f4a7c15ull;
+    if (rank == 0) return;
+    a->quiet = 1;
+    a->json = 0;
+    a->out = a->log = a->checkpoint = a->plots = NULL;
+}
+
 int cmd_train(int argc, char **argv)
 {
     train_args a;
     parse_args(argc, argv, &a);
+    if (a.devices) {
+        int rank, rc = cli_devices("train", a.devices, argv, &a.opt.session, &rank);
+        if (rank < 0) return rc;
+        if (a.opt.session.parallel.world_size > 1) share_work(&a, rank);
+    }
     return a.data ? train_on_data(&a) : train_on_tensors(&a);
 }

@@ -13,6 +13,8 @@ typedef struct train_args {
     const char *model, *inputs, *labels, *out, *log, *freeze_before, *checkpoint, *resume, *sched;
     /* data sets */
     const char *data, *val, *format, *subset, *val_subset, *transform, *augment, *plots;
+    const char *devices;        /* --devices: data parallel over these GPUs */
+    int device_given;
     double val_split;
     int classes, epochs, early_stop, workers, balanced, skip_bad, limit, val_limit, sched_unit_given;
     float anchors[64];

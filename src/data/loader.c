@@ -4,6 +4,7 @@
  * batches ahead of it. What a batch holds depends only on (seed, epoch, place):
  * each epoch's order comes from (seed, epoch) and each sample's transform seed
  * from (seed, epoch, place in the epoch), so threads and timing change nothing.
+ * A shard (data parallel) takes every n_shards-th batch of the same epoch order.
  * Seeking bumps a generation number; batches of an older one are dropped. */
 #include <pthread.h>
 #include <stdlib.h>
@@ -77,10 +78,16 @@ static gf_status make_order(const gf_loader *l, int64_t epoch, int64_t *order)
     return GF_OK;
 }
 
+/* The place in its epoch's order of this shard's batch `index`. */
+static int64_t epoch_batch(const gf_loader *l, int64_t index)
+{
+    return l->opt.n_shards > 1 ? index * l->opt.n_shards + l->opt.shard : index;
+}
+
 /* The data set indices of batch g into idx; under the lock (the order cache). */
 static gf_status batch_indices(gf_loader *l, int64_t g, int64_t *idx, int *count)
 {
-    int64_t epoch = g / l->per_epoch, first = g % l->per_epoch * l->opt.batch_size;
+    int64_t epoch = g / l->per_epoch, first = epoch_batch(l, g % l->per_epoch) * l->opt.batch_size;
     int64_t end = first + l->opt.batch_size < l->data->n ? first + l->opt.batch_size : l->data->n;
     *count = (int)(end - first);
     if (!l->opt.shuffle && !l->opt.balanced) {
@@ -157,7 +164,7 @@ static gf_status fill_batch(const gf_loader *l, const int64_t *idx, int n, gf_ba
         gf_sample s;
         if ((st = load_sample(l, &i, &s))) break;
         b->samples[k] = i;
-        uint64_t seed = rng_seeded(l->opt.seed, (uint64_t)b->epoch, (uint64_t)(b->index * l->opt.batch_size + k)).state;
+        uint64_t seed = rng_seeded(l->opt.seed, (uint64_t)b->epoch, (uint64_t)(epoch_batch(l, b->index) * l->opt.batch_size + k)).state;
         if ((st = gf_transform_apply(l->transform, seed, &s))) st = gf_fail_context(st, "%s", s.path);
         const gf_image *img = &s.image;
         if (!st && k == 0) {
@@ -275,6 +282,9 @@ gf_status gf_loader_new(const gf_dataset *d, const gf_transform *t, const gf_loa
     if (!opt || opt->batch_size < 1 || opt->num_workers < 0 || opt->prefetch < 0)
         return gf_fail(GF_ERR_INVALID, "loader options: batch_size must be at least 1, num_workers and prefetch "
                                        "not negative");
+    if (opt->n_shards < 0 || opt->shard < 0 || (opt->n_shards > 1 ? opt->shard >= opt->n_shards : opt->shard != 0))
+        return gf_fail(GF_ERR_INVALID, "loader options: shard %d of %d is not one of 0 .. n_shards - 1", opt->shard,
+                       opt->n_shards);
     gf_loader *l = calloc(1, sizeof *l);
     if (!l) return gf_fail(GF_ERR_NOMEM, "out of memory");
     l->data = d;
@@ -286,12 +296,16 @@ gf_status gf_loader_new(const gf_dataset *d, const gf_transform *t, const gf_loa
     pthread_cond_init(&l->done, NULL);
     int64_t b = opt->batch_size;
     l->per_epoch = opt->drop_last ? d->n / b : (d->n + b - 1) / b;
+    if (opt->n_shards > 1) l->per_epoch /= opt->n_shards;
     l->n_threads = data_threads(opt->num_workers, 0);
     l->depth = opt->prefetch ? opt->prefetch : 2 * l->n_threads;
     gf_status st = GF_OK;
     if (l->per_epoch == 0)
-        st = gf_fail(GF_ERR_INVALID, "%s: a batch of %d is more than the data set's %lld samples, and drop_last leaves "
-                                     "no batch", gf_dataset_path(d, 0), opt->batch_size, (long long)d->n);
+        st = opt->n_shards > 1
+                 ? gf_fail(GF_ERR_INVALID, "%s: %lld samples in batches of %d make fewer batches than the %d shards",
+                           gf_dataset_path(d, 0), (long long)d->n, opt->batch_size, opt->n_shards)
+                 : gf_fail(GF_ERR_INVALID, "%s: a batch of %d is more than the data set's %lld samples, and drop_last "
+                                           "leaves no batch", gf_dataset_path(d, 0), opt->batch_size, (long long)d->n);
     if (!st && opt->balanced) st = index_classes(l);
     if (!st && gf_transform_wants_stats(t)) {
         double mean[3], std[3];

@@ -7,7 +7,7 @@ extern const gf_op gf_ops_conv[], gf_ops_pool[], gf_ops_norm[], gf_ops_gemm[],
     gf_ops_elementwise[], gf_ops_unary[], gf_ops_shape[], gf_ops_index[], gf_ops_reduce[],
     gf_ops_softmax[], gf_ops_resize[], gf_ops_loss[], gf_ops_detection[], gf_ops_quant[], gf_ops_einsum[],
     gf_ops_conv_grad[], gf_ops_pool_grad[], gf_ops_norm_grad[], gf_ops_activation_grad[], gf_ops_loss_train[],
-    gf_ops_movement_grad[], gf_ops_optimizer[], gf_ops_train_util[], gf_ops_layout[];
+    gf_ops_movement_grad[], gf_ops_optimizer[], gf_ops_train_util[], gf_ops_collective[], gf_ops_layout[];
 
 static const gf_op *const families[] = {
     gf_ops_conv, gf_ops_pool, gf_ops_norm, gf_ops_gemm, gf_ops_elementwise, gf_ops_unary,
@@ -15,7 +15,7 @@ static const gf_op *const families[] = {
     gf_ops_detection, gf_ops_quant, gf_ops_einsum,
     /* domain ai.graft: what training adds (gradients, training-mode forms, losses, optimizer steps) */
     gf_ops_conv_grad, gf_ops_pool_grad, gf_ops_norm_grad, gf_ops_activation_grad, gf_ops_loss_train,
-    gf_ops_movement_grad, gf_ops_optimizer, gf_ops_train_util,
+    gf_ops_movement_grad, gf_ops_optimizer, gf_ops_train_util, gf_ops_collective,
     /* domain ai.graft: what a session's rewrites add (layout reorders) */
     gf_ops_layout,
 };

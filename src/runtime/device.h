@@ -40,6 +40,7 @@ typedef struct gf_cuda_options {
     int prefer_direct;      /* 1: graft's own kernels where cuDNN would also serve (pooling, inference
                                batch norm): for tests that compare both */
     size_t workspace_limit; /* most bytes a cuDNN algorithm may ask for; 0: a quarter of the device */
+    gf_data_parallel parallel;  /* the process group AllReduceMean averages over (world_size > 1) */
 } gf_cuda_options;
 
 /* Parses a device name: "cpu" (*index -1), "cuda" (device 0) or "cuda:N"; fails naming
@@ -113,6 +114,11 @@ gf_status gf_cuda_prefetch(gf_cuda_ctx *c, void *dst, const void *pinned_src, si
 gf_status gf_cuda_copy_wait(gf_cuda_ctx *c);
 gf_status gf_cuda_memset(gf_cuda_ctx *c, void *dst, int value, size_t bytes);
 
+/* ---- NCCL (data parallel), loaded on first use ---- */
+
+/* A new ncclUniqueId (GF_NCCL_ID_BYTES bytes); fails where NCCL cannot be loaded. */
+gf_status gf_cuda_nccl_unique_id(unsigned char *id);
+
 /* Waits for the compute stream. Fails with the first data error a kernel recorded
  * since the last sync (naming its node), or with the CUDA error of a faulted kernel;
  * the record is cleared either way. */
@@ -134,6 +140,12 @@ static inline gf_status gf_cuda_ctx_new(const gf_cuda_options *o, gf_cuda_ctx **
     return gf_cuda_no_backend_();
 }
 static inline void gf_cuda_ctx_free(gf_cuda_ctx *c) { (void)c; }
+static inline gf_status gf_cuda_nccl_unique_id(unsigned char *id)
+{
+    (void)id;
+    return gf_fail(GF_ERR_UNSUPPORTED, "data parallel training runs on CUDA devices over NCCL, and this build of "
+                                       "graft has no CUDA backend (backends: %s)", gf_backends());
+}
 
 #endif
 

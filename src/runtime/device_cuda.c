@@ -262,6 +262,7 @@ void gf_cuda_ctx_free(gf_cuda_ctx *c)
         cudaStreamSynchronize(c->stream);
     }
     if (c->copy_stream) cudaStreamSynchronize(c->copy_stream);
+    gf_cuda_nccl_free(c);
     if (c->cudnn) cudnnDestroy(c->cudnn);
     if (c->cublas) gf_cublas->destroy(c->cublas);
     if (c->copied) cudaEventDestroy(c->copied);

@@ -111,6 +111,7 @@ gf_status gf_session_cuda_arena(gf_session *s, size_t total, const size_t *offse
         gf_cuda_options o;
         gf_cuda_options_default(&o);
         o.device = c->device;
+        o.parallel = s->opt.parallel;
         gf_status st = gf_cuda_ctx_new(&o, &c->ctx);
         if (st) return st;
     }

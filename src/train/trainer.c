@@ -39,6 +39,12 @@ gf_status gf_trainer_new(gf_model *m, const gf_train_options *opt, gf_trainer **
 {
     *out = NULL;
     if (gf_model_num_outputs(m) < 1) return gf_fail(GF_ERR_INVALID, "%s: the model has no output to train", m->path);
+    const gf_data_parallel *dp = &opt->session.parallel;
+    if (dp->world_size > 1 && opt->session.device != GF_DEVICE_CUDA)
+        return gf_fail(GF_ERR_UNSUPPORTED, "data parallel training (%d processes) averages gradients over NCCL, on "
+                                           "CUDA devices: this trainer's session is on the CPU", dp->world_size);
+    if (dp->world_size > 1 && (dp->rank < 0 || dp->rank >= dp->world_size))
+        return gf_fail(GF_ERR_INVALID, "data parallel rank %d is not one of 0 .. %d", dp->rank, dp->world_size - 1);
     gf_status st = gf_untie_initializers(m->graph);
     if (st) return gf_fail_context(st, "%s", m->path);
     gf_trainer *t = calloc(1, sizeof *t);
@@ -185,6 +191,7 @@ static gf_status build(gf_trainer *t, const gf_tensor *const *inputs, const gf_t
     for (int v = 0; v < model->n_values; v++) b.shape_of[v] = -1;
     int step;
     if ((st = gf_autodiff_forward(&b, model, t->opt.seed, t->opt.bn_momentum, &step))) goto out;
+    int n_stat_updates = b.g->n_updates; /* the running statistics' */
     for (int i = 0; i < t->params.n; i++) b.g->values[t->params.values[i]].is_state = 1;
 
     int label_input = add_input(b.g, "graft.labels", labels->dtype, labels->rank);
@@ -201,6 +208,8 @@ static gf_status build(gf_trainer *t, const gf_tensor *const *inputs, const gf_t
         goto out;
     }
     if ((st = gf_autodiff_backward(&b, loss, t->params.values, t->params.n, grads))) goto out;
+    if (t->opt.session.parallel.world_size > 1 && (st = gf_add_all_reduce(&b, &t->params, grads, n_stat_updates)))
+        goto out;
     if ((st = gf_add_optimizer(&b, &t->opt, &t->params, grads, lr))) goto out;
 
     gf_graph *g = b.g;

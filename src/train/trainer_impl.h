@@ -22,6 +22,10 @@ void gf_param_set_free(gf_param_set *p);
  * holding group g's learning rate. */
 gf_status gf_add_optimizer(gf_builder *b, const gf_train_options *opt, const gf_param_set *p, const int *grads,
                            const int *lr);
+/* Data parallel (data_parallel.c): replaces grads[i] and the sources of the first
+ * n_stat_updates updates (the forward pass's running statistics) by their mean over
+ * every process. */
+gf_status gf_add_all_reduce(gf_builder *b, const gf_param_set *p, int *grads, int n_stat_updates);
 
 struct gf_trainer {
     gf_model *model;

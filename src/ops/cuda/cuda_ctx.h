@@ -89,6 +89,7 @@ struct gf_cuda_ctx {
     int n_sites, cap_sites;
     gf_cuda_algo *algos;
     int n_algos, cap_algos;
+    struct ncclComm *nccl_comm; /* ncclComm_t of opt.parallel's group; NULL until the first all-reduce */
 };
 
 #define GF_CUDA_SMALL 4096
@@ -210,6 +211,14 @@ gf_status gf_cuda_channel_sums(const gf_op_ctx *ctx, gf_cuda_ctx *cu, const floa
 /* y[n, m, s] += b[m] for y [n, m, inner]. */
 gf_status gf_cuda_add_channel_bias(const gf_op_ctx *ctx, gf_cuda_ctx *cu, float *y, const float *b, int64_t n,
                                    int64_t m, int64_t inner);
+
+/* ---- NCCL (runtime/device_nccl.c) ---- */
+
+/* dst[i] = the mean over cu->opt.parallel's processes of their src[i] (counts[i] floats
+ * each; dst may be src), queued on cu->stream. The first call joins the group. */
+gf_status gf_cuda_all_reduce_mean(const gf_op_ctx *ctx, gf_cuda_ctx *cu, int n, const float *const *src,
+                                  float *const *dst, const int64_t *counts);
+void gf_cuda_nccl_free(gf_cuda_ctx *cu);
 
 /* ---- helpers the families share ---- */
 

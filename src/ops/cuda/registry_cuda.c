@@ -16,7 +16,7 @@ extern const gf_cuda_op gf_cuda_ops_conv[], gf_cuda_ops_pool[], gf_cuda_ops_norm
     gf_cuda_ops_elementwise[], gf_cuda_ops_unary[], gf_cuda_ops_shape[], gf_cuda_ops_index[], gf_cuda_ops_reduce[],
     gf_cuda_ops_softmax[], gf_cuda_ops_resize[], gf_cuda_ops_conv_grad[], gf_cuda_ops_pool_grad[],
     gf_cuda_ops_norm_grad[], gf_cuda_ops_activation_grad[], gf_cuda_ops_loss_train[], gf_cuda_ops_movement_grad[],
-    gf_cuda_ops_optimizer[], gf_cuda_ops_train_util[];
+    gf_cuda_ops_optimizer[], gf_cuda_ops_train_util[], gf_cuda_ops_collective[];
 
 static const gf_cuda_op *const families[] = {
     gf_cuda_ops_conv, gf_cuda_ops_pool, gf_cuda_ops_norm, gf_cuda_ops_gemm, gf_cuda_ops_elementwise,
@@ -25,6 +25,7 @@ static const gf_cuda_op *const families[] = {
     /* domain ai.graft */
     gf_cuda_ops_conv_grad, gf_cuda_ops_pool_grad, gf_cuda_ops_norm_grad, gf_cuda_ops_activation_grad,
     gf_cuda_ops_loss_train, gf_cuda_ops_movement_grad, gf_cuda_ops_optimizer, gf_cuda_ops_train_util,
+    gf_cuda_ops_collective,
 };
 
 static int same_domain(const char *a, const char *b)
