@@ -11,19 +11,9 @@
 #include <string.h>
 
 #include "graft.h"
+#include "test_check.h"
 
 static const char *dir;
-static int failures;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);      \
-            fprintf(stderr, __VA_ARGS__);                             \
-            fprintf(stderr, "\n");                                    \
-            failures++;                                               \
-        }                                                             \
-    } while (0)
 
 static const char *fixture(const char *name)
 {

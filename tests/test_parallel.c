@@ -3,23 +3,13 @@
  * file, the mistakes refused with the variable named, and a trainer on the CPU refusing
  * a group of more than one. */
 #include "graft.h"
+#include "test_check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int failures;
-
-#define CHECK(cond, ...)                                                                                               \
-    do {                                                                                                               \
-        if (!(cond)) {                                                                                                 \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                                       \
-            fprintf(stderr, __VA_ARGS__);                                                                              \
-            fprintf(stderr, "\n");                                                                                     \
-            failures++;                                                                                                \
-        }                                                                                                              \
-    } while (0)
 
 static const char *const all_vars[] = {
     "GRAFT_RANK", "GRAFT_WORLD_SIZE", "GRAFT_LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE",
@@ -32,9 +22,11 @@ static void clear_env(void)
     for (size_t i = 0; i < sizeof all_vars / sizeof *all_vars; i++) unsetenv(all_vars[i]);
 }
 
-static void sample_id(unsigned char *id)
+/* A made-up id, and its hex. */
+static void sample_id(unsigned char *id, char *hex)
 {
     for (int i = 0; i < GF_NCCL_ID_BYTES; i++) id[i] = (unsigned char)(i * 37 + 11);
+    gf_nccl_id_to_hex(id, hex);
 }
 
 /* Fails, and the message holds `text`. */
@@ -50,8 +42,7 @@ static void test_hex(void)
 {
     unsigned char id[GF_NCCL_ID_BYTES], back[GF_NCCL_ID_BYTES];
     char hex[2 * GF_NCCL_ID_BYTES + 1];
-    sample_id(id);
-    gf_nccl_id_to_hex(id, hex);
+    sample_id(id, hex);
     CHECK(strlen(hex) == 2 * GF_NCCL_ID_BYTES && !strncmp(hex, "0b30", 4), "hex of the id: %.8s...", hex);
     CHECK(gf_nccl_id_from_hex(hex, "x", back) == GF_OK && !memcmp(id, back, sizeof id), "hex does not round-trip");
     hex[7] = 'g';
@@ -65,8 +56,7 @@ static void test_launchers(void)
 {
     unsigned char id[GF_NCCL_ID_BYTES];
     char hex[2 * GF_NCCL_ID_BYTES + 1];
-    sample_id(id);
-    gf_nccl_id_to_hex(id, hex);
+    sample_id(id, hex);
     gf_data_parallel dp;
 
     clear_env();
@@ -120,8 +110,7 @@ static void test_id_file(void)
     snprintf(path, sizeof path, "%s/nccl-id", dir);
     unsigned char id[GF_NCCL_ID_BYTES];
     char hex[2 * GF_NCCL_ID_BYTES + 1];
-    sample_id(id);
-    gf_nccl_id_to_hex(id, hex);
+    sample_id(id, hex);
     gf_data_parallel dp;
 
     clear_env();
