@@ -218,10 +218,12 @@ int main(int argc, char **argv)
             total++;
             failed += !gemm_case(m, n, k, t & 1, t >> 1, alpha, beta, c_form);
         }
-    total += 5;
+    total += 6;
     failed += !gemm_case(8, 1000, 4096, 0, 1, 1.0f, 1.0f, 2);   /* a classifier head */
-    /* fully connected layers at batch 1 to 4 (the dot-product path), k not a multiple of its lanes */
+    /* fully connected layers at batch 1 to 4 (the dot-product path), k not a multiple of its
+     * lanes, n not of the rows it streams at once */
     failed += !gemm_case(1, 1024, 9217, 0, 1, 1.0f, 1.0f, 2);
+    failed += !gemm_case(2, 1027, 1031, 0, 1, 1.0f, 1.0f, 2);
     failed += !gemm_case(3, 1500, 1001, 0, 1, 0.5f, 2.0f, 5);
     failed += !gemm_case(1, 2048, 1024, 1, 1, 1.0f, 1.0f, 2);  /* transposed A: oneDNN's */
     failed += !gemm_case(64, 64, 64, 1, 1, 2.0f, 0.0f, 5);       /* beta 0 ignores C */

@@ -144,6 +144,10 @@ static gf_status prepare_fast(gf_dtype dtype, const gf_gemm_batches *p)
 #define GEMV_MAX_ROWS 4
 #define GEMV_MIN_WEIGHTS (1 << 20)   /* elements of B: below, B sits in the caches */
 #define GEMV_LANES 32                /* independent sums: enough to hide the add latency */
+/* How far ahead in B to prefetch, in floats: the hardware prefetcher stops at each 4 KiB
+ * page. With 4 rows streamed at once, prefetching 4 KiB ahead and the AVX-512 clone,
+ * AlexNet's batch-1 Gemms went from 10.5 to 7.6 ms a run (2-core Xeon). */
+#define GEMV_AHEAD 1024
 
 static int gemv_fits(gf_dtype dtype, const gf_gemm_shape *s)
 {
@@ -151,15 +155,26 @@ static int gemv_fits(gf_dtype dtype, const gf_gemm_shape *s)
            (double)s->n * (double)s->k >= GEMV_MIN_WEIGHTS;
 }
 
-static float dot(const float *a, const float *b, int64_t k)
+/* a . b[i] for GEMV_STREAMS rows of B at once: rows streamed side by side keep more
+ * reads in flight. Each sum in the same order as a lone dot product would take. */
+#define GEMV_STREAMS 4
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void dot_rows(const float *a,
+                                                                                   const float *const *b, int64_t k,
+                                                                                   float *y)
 {
-    float lane[GEMV_LANES] = {0}, sum = 0;
+    float lane[GEMV_STREAMS][GEMV_LANES] = {{0}}, sum[GEMV_STREAMS] = {0};
     int64_t p = 0;
     for (; p + GEMV_LANES <= k; p += GEMV_LANES)
-        for (int l = 0; l < GEMV_LANES; l++) lane[l] += a[p + l] * b[p + l];
-    for (; p < k; p++) sum += a[p] * b[p];
-    for (int l = 0; l < GEMV_LANES; l++) sum += lane[l];
-    return sum;
+        for (int i = 0; i < GEMV_STREAMS; i++) {
+            __builtin_prefetch(b[i] + p + GEMV_AHEAD); /* the two cache lines of the next 32 floats */
+            __builtin_prefetch(b[i] + p + GEMV_AHEAD + 16);
+            for (int l = 0; l < GEMV_LANES; l++) lane[i][l] += a[p + l] * b[i][p + l];
+        }
+    for (int i = 0; i < GEMV_STREAMS; i++) {
+        for (int64_t q = p; q < k; q++) sum[i] += a[q] * b[i][q];
+        for (int l = 0; l < GEMV_LANES; l++) sum[i] += lane[i][l];
+        y[i] = sum[i];
+    }
 }
 
 static void batch_gemv(const gf_gemm_batches *p, const float *a, const float *b, float *y)
@@ -170,9 +185,18 @@ static void batch_gemv(const gf_gemm_batches *p, const float *a, const float *b,
         batch_matrices(p, i, &ai, &bi);
         const float *am = a + ai * s->m * s->k, *bm = b + bi * s->k * s->n;
         float *ym = y + i * s->m * s->n;
+        int64_t groups = (s->n + GEMV_STREAMS - 1) / GEMV_STREAMS;
 #pragma omp parallel for schedule(static)
-        for (int64_t j = 0; j < s->n; j++)
-            for (int64_t r = 0; r < s->m; r++) ym[r * s->n + j] = dot(am + r * s->k, bm + j * s->k, s->k);
+        for (int64_t q = 0; q < groups; q++) {
+            const float *rows[GEMV_STREAMS];
+            int64_t j0 = q * GEMV_STREAMS, n = s->n - j0 < GEMV_STREAMS ? s->n - j0 : GEMV_STREAMS;
+            for (int i = 0; i < GEMV_STREAMS; i++) rows[i] = bm + (j0 + (i < n ? i : 0)) * s->k; /* short group: repeats */
+            for (int64_t r = 0; r < s->m; r++) {
+                float out[GEMV_STREAMS];
+                dot_rows(am + r * s->k, rows, s->k, out);
+                memcpy(ym + r * s->n + j0, out, (size_t)n * sizeof *out);
+            }
+        }
     }
 }
 
