@@ -170,6 +170,14 @@ void gf_session_free(gf_session *s);
  * from the last run (symbolic batch, other image sizes): the session replans.
  * `outputs` receives new tensors owned by the caller, in graph-output order. */
 gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tensor **outputs);
+/* On a GPU, starts copying a coming run's inputs to the device on a copy stream of
+ * their own, so that the copy overlaps the work of the runs before it (a training
+ * loop stages batch k + 1, then runs batch k). The run whose inputs are these same
+ * tensors (the same data, the same size) uses the copies; until that run their data
+ * must not change. NULL entries are not staged; copies no run takes are dropped two
+ * stages later. Copies from page-locked memory (gf_loader_options.pinned) leave the
+ * CPU free. Does nothing on the CPU, or before the session's first run. */
+gf_status gf_session_stage(gf_session *s, const gf_tensor *const *inputs);
 
 /* Plans for these input shapes without running; used by `graft info`. */
 gf_status gf_session_plan(gf_session *s, const gf_tensor *const *input_shapes);
@@ -285,6 +293,9 @@ void gf_trainer_free(gf_trainer *t);
  * pass, before its update. A non-finite loss stops with a message naming the step and
  * the first node whose output was not finite, and leaves the parameters unchanged. */
 gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets, double *loss);
+/* On a GPU, copies a coming step's inputs and targets ahead while the steps before it
+ * run (gf_session_stage says how); gf_fit stages each batch one step early. */
+gf_status gf_trainer_stage(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *targets);
 /* Validation: the loss and the model's outputs (new tensors for the caller, in graph-output
  * order: room for gf_model_num_outputs) in eval form — BatchNormalization on its running
  * statistics, Dropout passing through — on the weights as they are now, training nothing. */
@@ -559,6 +570,10 @@ typedef struct gf_loader_options {
      * the same seed) it takes numbers shard, shard + n_shards, ..., the same count in each
      * process (batches past the last full round are left out). n_shards 0 or 1: all. */
     int shard, n_shards;
+    /* Images and class or mask targets in page-locked memory, for a GPU to copy without
+     * the CPU (gf_trainer_stage); ordinary memory where it cannot be pinned (no GPU, a
+     * CPU-only build). Each buffer is pinned once and used again by later batches. */
+    int pinned;
 } gf_loader_options;
 
 /* A batch owned by the caller (gf_batch_free). Targets by task: int64 [N] classes;
@@ -570,6 +585,7 @@ typedef struct gf_batch {
     gf_tensor *targets;
     int64_t epoch, index;       /* its place: batch `index` of epoch `epoch` */
     int64_t *samples;           /* the N data set indices it holds (substitutes for skipped ones) */
+    struct gf_host_pool *pool;  /* a pinned loader's: where gf_batch_free gives the memory back */
 } gf_batch;
 
 typedef struct gf_loader gf_loader;

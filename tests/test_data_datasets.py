@@ -488,6 +488,12 @@ def test_loader():
     expect_refused("a shard past the count", [DRIVER, "load", d, TMP, "--shard", "3:3"], "shard 3 of 3")
     expect_refused("more shards than batches", [DRIVER, "load", d, TMP, "--batch", 8, "--shard", "0:8"],
                    "fewer batches than the 8 shards")
+    # Batches in page-locked memory (a GPU trainer's loader; ordinary memory where none can be
+    # pinned, as on a machine without a GPU) are the same batches.
+    pinned = load(d, *common, "--workers", 3, "--pinned", 1)
+    check(len(pinned) == 15 and all(np.array_equal(a["x"], b["x"]) and np.array_equal(a["y"], b["y"]) and
+                                    a["samples"] == b["samples"] for a, b in zip(pinned, ref)),
+          "a pinned loader gives other batches")
     # drop_last.
     dl = load(d, "--batch", 8, "--drop-last", "--batches", 7)
     check(dl.per_epoch == 6 and all(b["images"][0] == 8 for b in dl), "drop_last")

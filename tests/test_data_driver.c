@@ -201,6 +201,7 @@ static void run_options(int argc, char **argv, int from, run_args *a)
             else if (!strcmp(flag, "--prefetch")) a->loader.prefetch = atoi(v);
             else if (!strcmp(flag, "--seed")) a->loader.seed = strtoull(v, NULL, 10);
             else if (!strcmp(flag, "--shard")) sscanf(v, "%d:%d", &a->loader.shard, &a->loader.n_shards);
+            else if (!strcmp(flag, "--pinned")) a->loader.pinned = atoi(v);
             else if (!strcmp(flag, "--batches")) a->batches = atoi(v);
             else if (!strcmp(flag, "--seconds")) a->seconds = strtod(v, NULL);
             else usage();

@@ -116,7 +116,8 @@ static gf_status open_data(eval_run *r, const eval_args *a)
     if (!st && r->transform && gf_transform_wants_stats(r->transform))
         st = gf_fail(GF_ERR_INVALID, "normalize:auto needs the training set's statistics; give them as normalize:M:S "
                      "(graft stats prints them)");
-    gf_loader_options lo = {.batch_size = a->batch, .num_workers = a->workers};
+    gf_loader_options lo = {.batch_size = a->batch, .num_workers = a->workers,
+                            .pinned = a->device.device == GF_DEVICE_CUDA};
     if (!st) st = gf_loader_new(r->data, r->transform, &lo, &r->loader);
     return st;
 }

@@ -415,12 +415,13 @@ static int train_on_data(train_args *a)
     if (!st) st = make_transforms(&r, a);
     if (!st && task == GF_TASK_SEGMENT && a->opt.loss.ignore_index == -100) a->opt.loss.ignore_index = GF_MASK_IGNORE;
     const gf_data_parallel *dp = &a->opt.session.parallel;
+    int on_gpu = a->opt.session.device == GF_DEVICE_CUDA;
     gf_loader_options lo = {.batch_size = a->batch, .shuffle = 1, .balanced = a->balanced, .drop_last = 1,
                             .num_workers = a->workers, .seed = a->seed, .shard = dp->rank,
-                            .n_shards = dp->world_size};
+                            .n_shards = dp->world_size, .pinned = on_gpu};
     if (!st) st = gf_loader_new(r.train, r.train_transform, &lo, &r.train_loader);
     if (!st && r.val) {
-        gf_loader_options vo = {.batch_size = a->batch, .num_workers = a->workers, .seed = a->seed};
+        gf_loader_options vo = {.batch_size = a->batch, .num_workers = a->workers, .seed = a->seed, .pinned = on_gpu};
         st = gf_loader_new(r.val, r.val_transform, &vo, &r.val_loader);
     }
     if (!st) st = gf_trainer_new(r.model, &a->opt, &r.trainer);

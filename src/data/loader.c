@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "data/dataset.h"
+#include "data/host_pool.h"
 #include "data/pipeline.h"
 #include "data/rng.h"
 #include "data/threads.h"
@@ -51,6 +52,7 @@ struct gf_loader {
     epoch_order orders[2];
     int n_threads;
     pthread_t *threads;
+    gf_host_pool *pool;         /* opt.pinned: the batches' page-locked memory */
 };
 
 /* ---- the data order ---- */
@@ -144,13 +146,30 @@ static gf_status load_sample(const gf_loader *l, int64_t *i, gf_sample *s)
     return gf_fail(GF_ERR_INVALID, "%s: no sample of the data set could be read", gf_dataset_path(l->data, 0));
 }
 
+/* A batch tensor, in the pool's memory when it has some (every element is written
+ * before the batch is handed out), else in its own. */
+static gf_status batch_tensor(gf_batch *b, gf_dtype dtype, int rank, const int64_t *dims, gf_tensor **out)
+{
+    gf_tensor shape = {.dtype = dtype, .rank = rank};
+    memcpy(shape.dims, dims, (size_t)rank * sizeof *dims);
+    void *pinned = b->pool ? host_pool_take(b->pool, gf_tensor_nbytes(&shape)) : NULL;
+    if (!pinned) return gf_tensor_new(out, dtype, rank, dims);
+    if (!(*out = malloc(sizeof **out))) {
+        host_pool_give(b->pool, pinned);
+        return gf_fail(GF_ERR_NOMEM, "out of memory");
+    }
+    **out = shape;
+    (*out)->data = pinned;
+    return GF_OK;
+}
+
 /* The batch's tensors, once its first sample gives the image size. */
 static gf_status alloc_batch(const gf_loader *l, int n, const gf_image *img, gf_batch *b)
 {
     int64_t idims[4] = {n, img->channels, img->height, img->width}, tdims[3] = {n, img->height, img->width};
-    gf_status st = gf_tensor_new(&b->images, GF_FLOAT, 4, idims);
-    if (!st && l->data->task == GF_TASK_CLASSIFY) st = gf_tensor_new(&b->targets, GF_INT64, 1, tdims);
-    if (!st && l->data->task == GF_TASK_SEGMENT) st = gf_tensor_new(&b->targets, GF_INT64, 3, tdims);
+    gf_status st = batch_tensor(b, GF_FLOAT, 4, idims, &b->images);
+    if (!st && l->data->task == GF_TASK_CLASSIFY) st = batch_tensor(b, GF_INT64, 1, tdims, &b->targets);
+    if (!st && l->data->task == GF_TASK_SEGMENT) st = batch_tensor(b, GF_INT64, 3, tdims, &b->targets);
     return st;
 }
 
@@ -201,7 +220,7 @@ static gf_status fill_batch(const gf_loader *l, const int64_t *idx, int n, gf_ba
 static void build_batch(const gf_loader *l, int64_t g, const int64_t *idx, int n, slot *out)
 {
     gf_batch *b = &out->batch;
-    *b = (gf_batch){.epoch = g / l->per_epoch, .index = g % l->per_epoch};
+    *b = (gf_batch){.epoch = g / l->per_epoch, .index = g % l->per_epoch, .pool = l->pool};
     out->number = g;
     rows boxes = {0};
     gf_status st = (b->samples = malloc((size_t)n * sizeof *b->samples)) ? GF_OK
@@ -316,6 +335,7 @@ gf_status gf_loader_new(const gf_dataset *d, const gf_transform *t, const gf_loa
             st = gf_fail(GF_ERR_INVALID, "%s: normalize:auto: the data set's pixels do not vary (std 0)",
                          gf_dataset_path(d, 0));
     }
+    if (!st && opt->pinned && !(l->pool = host_pool_new(NULL))) st = gf_fail(GF_ERR_NOMEM, "out of memory");
     if (!st && (!(l->slots = calloc((size_t)l->depth, sizeof *l->slots)) ||
                 !(l->threads = calloc((size_t)l->n_threads, sizeof *l->threads))))
         st = gf_fail(GF_ERR_NOMEM, "out of memory");
@@ -348,6 +368,7 @@ void gf_loader_free(gf_loader *l)
     free(l->class_start);
     free(l->class_members);
     free(l->classes_present);
+    host_pool_release(l->pool);
     pthread_cond_destroy(&l->work);
     pthread_cond_destroy(&l->done);
     pthread_mutex_destroy(&l->lock);
@@ -397,9 +418,17 @@ gf_status gf_loader_seek(gf_loader *l, int64_t epoch, int64_t index)
     return GF_OK;
 }
 
+/* A tensor's page-locked memory back to its pool (its own is freed with it). */
+static void give_back(gf_host_pool *pool, gf_tensor *t)
+{
+    if (pool && t && !t->owns_data) host_pool_give(pool, t->data);
+}
+
 void gf_batch_free(gf_batch *b)
 {
     if (!b) return;
+    give_back(b->pool, b->images);
+    give_back(b->pool, b->targets);
     gf_tensor_free(b->images);
     gf_tensor_free(b->targets);
     free(b->samples);

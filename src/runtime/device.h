@@ -106,12 +106,18 @@ gf_status gf_cuda_to_device(gf_cuda_ctx *c, void *dst, const void *src, size_t b
 gf_status gf_cuda_to_host(gf_cuda_ctx *c, void *dst, const void *src, size_t bytes);
 /* Device to device on the compute stream. */
 gf_status gf_cuda_copy(gf_cuda_ctx *c, void *dst, const void *src, size_t bytes);
-/* Host (pinned) to device on the copy stream, overlapping the compute stream's work;
- * the compute stream's work queued after this call waits for the copy. src must stay
- * untouched until the next gf_cuda_copy_wait or gf_cuda_sync. */
-gf_status gf_cuda_prefetch(gf_cuda_ctx *c, void *dst, const void *pinned_src, size_t bytes);
-/* Waits (on the host) until the prefetches so far are done, so their sources may be reused. */
-gf_status gf_cuda_copy_wait(gf_cuda_ctx *c);
+/* The end of a run of prefetches, for the compute stream to wait on. */
+typedef struct gf_cuda_event gf_cuda_event;
+/* Host to device on the copy stream, after the compute stream's work queued so far
+ * (which may still read dst's last contents), overlapping what is queued after it;
+ * then records *done (made here when NULL), which so marks the end of every prefetch
+ * recorded with it. src must stay untouched until *done has passed. From page-locked
+ * memory the copy runs without the CPU; from pageable memory the call returns once
+ * the driver has staged it. */
+gf_status gf_cuda_prefetch(gf_cuda_ctx *c, void *dst, const void *src, size_t bytes, gf_cuda_event **done);
+/* The compute stream's work queued from now on waits for done's prefetches. */
+gf_status gf_cuda_wait_prefetch(gf_cuda_ctx *c, gf_cuda_event *done);
+void gf_cuda_event_free(gf_cuda_event *e);
 gf_status gf_cuda_memset(gf_cuda_ctx *c, void *dst, int value, size_t bytes);
 
 /* ---- NCCL (data parallel), loaded on first use ---- */
@@ -140,6 +146,13 @@ static inline gf_status gf_cuda_ctx_new(const gf_cuda_options *o, gf_cuda_ctx **
     return gf_cuda_no_backend_();
 }
 static inline void gf_cuda_ctx_free(gf_cuda_ctx *c) { (void)c; }
+static inline gf_status gf_cuda_host_alloc(size_t bytes, void **out)
+{
+    (void)bytes;
+    *out = NULL;
+    return gf_cuda_no_backend_();
+}
+static inline void gf_cuda_host_free(void *p) { (void)p; }
 static inline gf_status gf_cuda_nccl_unique_id(unsigned char *id)
 {
     (void)id;

@@ -215,7 +215,7 @@ gf_status gf_cuda_ctx_new(const gf_cuda_options *o, gf_cuda_ctx **out)
     DEV_TRY(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
     DEV_TRY(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking));
     DEV_TRY(cudaStreamCreateWithFlags(&c->copy_stream, cudaStreamNonBlocking));
-    DEV_TRY(cudaEventCreateWithFlags(&c->copied, cudaEventDisableTiming));
+    DEV_TRY(cudaEventCreateWithFlags(&c->queued, cudaEventDisableTiming));
     DEV_TRY(cudaMalloc((void **)&c->d_err, sizeof *c->d_err));
     DEV_TRY(cudaMemsetAsync(c->d_err, 0, sizeof *c->d_err, c->stream)); /* ordered before every kernel */
     DEV_TRY(cudaHostAlloc((void **)&c->h_err, sizeof *c->h_err, cudaHostAllocPortable));
@@ -265,7 +265,7 @@ void gf_cuda_ctx_free(gf_cuda_ctx *c)
     gf_cuda_nccl_free(c);
     if (c->cudnn) cudnnDestroy(c->cudnn);
     if (c->cublas) gf_cublas->destroy(c->cublas);
-    if (c->copied) cudaEventDestroy(c->copied);
+    if (c->queued) cudaEventDestroy(c->queued);
     if (c->copy_stream) cudaStreamDestroy(c->copy_stream);
     if (c->stream) cudaStreamDestroy(c->stream);
     if (c->d_err) cudaFree(c->d_err);
@@ -360,23 +360,27 @@ gf_status gf_cuda_copy(gf_cuda_ctx *c, void *dst, const void *src, size_t bytes)
     return GF_OK;
 }
 
-gf_status gf_cuda_prefetch(gf_cuda_ctx *c, void *dst, const void *pinned_src, size_t bytes)
+gf_status gf_cuda_prefetch(gf_cuda_ctx *c, void *dst, const void *src, size_t bytes, gf_cuda_event **done)
 {
-    if (!bytes) return GF_OK;
     CTX_TRY(cudaSetDevice(c->device));
-    CTX_TRY(cudaMemcpyAsync(dst, pinned_src, bytes, cudaMemcpyHostToDevice, c->copy_stream));
-    CTX_TRY(cudaEventRecord(c->copied, c->copy_stream));
-    CTX_TRY(cudaStreamWaitEvent(c->stream, c->copied, 0));
-    c->copy_pending = 1;
+    if (!*done) CTX_TRY(cudaEventCreateWithFlags((cudaEvent_t *)done, cudaEventDisableTiming));
+    CTX_TRY(cudaEventRecord(c->queued, c->stream));
+    CTX_TRY(cudaStreamWaitEvent(c->copy_stream, c->queued, 0));
+    if (bytes) CTX_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->copy_stream));
+    CTX_TRY(cudaEventRecord((cudaEvent_t)*done, c->copy_stream));
     return GF_OK;
 }
 
-gf_status gf_cuda_copy_wait(gf_cuda_ctx *c)
+gf_status gf_cuda_wait_prefetch(gf_cuda_ctx *c, gf_cuda_event *done)
 {
-    if (!c->copy_pending) return GF_OK;
-    CTX_TRY(cudaEventSynchronize(c->copied));
-    c->copy_pending = 0;
+    CTX_TRY(cudaSetDevice(c->device));
+    CTX_TRY(cudaStreamWaitEvent(c->stream, (cudaEvent_t)done, 0));
     return GF_OK;
+}
+
+void gf_cuda_event_free(gf_cuda_event *e)
+{
+    if (e) cudaEventDestroy((cudaEvent_t)e);
 }
 
 gf_status gf_cuda_memset(gf_cuda_ctx *c, void *dst, int value, size_t bytes)

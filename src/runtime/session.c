@@ -706,6 +706,12 @@ static gf_status copy_out(const gf_tensor *src, const gf_value *v, gf_tensor **o
     return st;
 }
 
+gf_status gf_session_stage(gf_session *s, const gf_tensor *const *inputs)
+{
+    gf_status st = s->cuda ? gf_session_cuda_stage(s, inputs) : GF_OK;
+    return st ? gf_fail_context(st, "%s", s->path) : GF_OK;
+}
+
 gf_status gf_session_run(gf_session *s, const gf_tensor *const *inputs, gf_tensor **outputs)
 {
     const gf_graph *g = s->g;

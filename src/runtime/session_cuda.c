@@ -8,7 +8,8 @@
  * storage by kind of value:
  *   arena (activations)      the device arena, at the offset the planner chose;
  *   constant                 a copy made at the first GPU step that reads it, kept for the plan;
- *   input, dynamic           a copy for the run, freed at its end;
+ *   input, dynamic           a copy for the run, freed at its end (an input's may have been
+ *                            staged: copied ahead on the copy stream, gf_session_stage);
  *   state                    a buffer for the session's lifetime, current across runs;
  *   in-place update source   its state's buffer.
  * Host storage of an arena value is a mirror made when a CPU step or an output needs it. */
@@ -26,6 +27,19 @@
 enum { AT_HOST = 1, AT_DEV = 2 };
 enum { OWN_NONE = 0, OWN_PLAN, OWN_RUN };
 
+/* A coming run's inputs, copied ahead on the copy stream. */
+typedef struct staged_set {
+    int used;                   /* 0: the slot is free */
+    int consumed;               /* the current run took its copies */
+    const void **host;          /* per graph input: the host data copied (NULL: none) */
+    size_t *bytes;
+    void **dev;
+    gf_cuda_event *done;
+} staged_set;
+
+/* Two sets: the one the current run consumes and the next one, staged while it runs. */
+#define STAGED_SETS 2
+
 struct gf_session_cuda {
     gf_cuda_ctx *ctx;           /* started at the first prepared plan */
     int device;
@@ -39,6 +53,8 @@ struct gf_session_cuda {
     /* per value of the graph, for its states: across runs and plans */
     void **state_dev;
     unsigned char *state_where;
+    staged_set staged[STAGED_SETS];
+    int staged_next;            /* the slot the next gf_session_stage fills */
 };
 
 gf_status gf_session_cuda_new(gf_session *s)
@@ -66,11 +82,29 @@ gf_status gf_session_cuda_new(gf_session *s)
     return GF_OK;
 }
 
+/* Frees what a staged set still holds, once its copies are done. */
+static void drop_staged(gf_session *s, staged_set *set)
+{
+    gf_session_cuda *c = s->cuda;
+    if (!set->used) return;
+    if (set->done) gf_cuda_wait_prefetch(c->ctx, set->done);
+    for (int i = 0; i < s->g->n_inputs; i++) gf_cuda_free(c->ctx, set->dev[i]);
+    gf_cuda_event_free(set->done);
+    set->done = NULL;
+    set->used = set->consumed = 0;
+}
+
 void gf_session_cuda_free(gf_session *s)
 {
     gf_session_cuda *c = s->cuda;
     if (!c) return;
     gf_session_cuda_release(s);
+    for (int k = 0; k < STAGED_SETS; k++) {
+        drop_staged(s, &c->staged[k]);
+        free(c->staged[k].host);
+        free(c->staged[k].bytes);
+        free(c->staged[k].dev);
+    }
     for (int v = 0; c->ctx && v < s->g->n_values; v++) gf_cuda_free(c->ctx, c->state_dev[v]);
     gf_cuda_ctx_free(c->ctx);
     free(c->state_dev);
@@ -234,6 +268,61 @@ static gf_status to_device(gf_session *s, int v, void **dev)
     return GF_OK;
 }
 
+/* ---- inputs copied ahead ---- */
+
+gf_status gf_session_cuda_stage(gf_session *s, const gf_tensor *const *inputs)
+{
+    gf_session_cuda *c = s->cuda;
+    if (!c->ctx) return GF_OK; /* no plan prepared yet: the first run copies its own */
+    int n = s->g->n_inputs;
+    staged_set *set = &c->staged[c->staged_next];
+    drop_staged(s, set); /* staged two runs ago and never used */
+    if (!set->host) {
+        set->host = calloc((size_t)n, sizeof *set->host);
+        set->bytes = calloc((size_t)n, sizeof *set->bytes);
+        set->dev = calloc((size_t)n, sizeof *set->dev);
+        if (!set->host || !set->bytes || !set->dev) return gf_fail(GF_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) set->host[i] = NULL, set->bytes[i] = 0, set->dev[i] = NULL;
+    set->used = 1;
+    c->staged_next = (c->staged_next + 1) % STAGED_SETS;
+    gf_status st = GF_OK;
+    for (int i = 0; i < n && !st; i++) {
+        size_t bytes = inputs[i] ? gf_tensor_nbytes(inputs[i]) : 0;
+        if (!bytes) continue;
+        st = gf_cuda_alloc(c->ctx, bytes, &set->dev[i]);
+        if (!st) st = gf_cuda_prefetch(c->ctx, set->dev[i], inputs[i]->data, bytes, &set->done);
+        if (st) st = gf_fail_context(st, "staging input '%s'", name_of(s, s->g->inputs[i]));
+        set->host[i] = inputs[i]->data;
+        set->bytes[i] = bytes;
+    }
+    if (st) drop_staged(s, set);
+    return st;
+}
+
+/* The run's inputs that were staged take the staged device copies, and the compute
+ * stream waits for those copies. */
+static gf_status take_staged(gf_session *s)
+{
+    gf_session_cuda *c = s->cuda;
+    for (int i = 0; i < s->g->n_inputs; i++) {
+        int v = s->g->inputs[i];
+        size_t bytes = gf_tensor_nbytes(&s->vals[v]);
+        for (int k = 0; k < STAGED_SETS && bytes && !c->dev[v]; k++) {
+            staged_set *set = &c->staged[k];
+            if (!set->used || !set->dev[i] || set->host[i] != s->vals[v].data || set->bytes[i] != bytes) continue;
+            gf_status st = set->consumed ? GF_OK : gf_cuda_wait_prefetch(c->ctx, set->done);
+            if (st) return gf_fail_context(st, "input '%s'", name_of(s, v));
+            set->consumed = 1;
+            c->dev[v] = set->dev[i];
+            c->dev_owner[v] = OWN_RUN;
+            c->where[v] |= AT_DEV;
+            set->dev[i] = NULL;
+        }
+    }
+    return GF_OK;
+}
+
 gf_status gf_session_cuda_begin(gf_session *s)
 {
     gf_session_cuda *c = s->cuda;
@@ -244,7 +333,7 @@ gf_status gf_session_cuda_begin(gf_session *s)
         default: c->where[v] = 0; /* states keep theirs in state_where */
         }
     }
-    return GF_OK;
+    return take_staged(s);
 }
 
 gf_status gf_session_cuda_host_inputs(gf_session *s, const gf_node *n)
@@ -370,6 +459,8 @@ void gf_session_cuda_end(gf_session *s)
         gf_status st = gf_cuda_sync(c->ctx);
         if (st) gf_fail(st, "%s", message);
     }
+    for (int k = 0; k < STAGED_SETS; k++)
+        if (c->staged[k].consumed) drop_staged(s, &c->staged[k]);
     for (int v = 0; v < c->n; v++)
         if (c->dev_owner[v] == OWN_RUN) {
             gf_cuda_free(c->ctx, c->dev[v]);

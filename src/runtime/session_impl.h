@@ -104,7 +104,10 @@ const struct gf_cuda_op *gf_session_cuda_choose(gf_op_ctx *ctx);
 gf_status gf_session_cuda_arena(gf_session *s, size_t total, const size_t *offset);
 /* Frees what the plan put on the device (arena, constants) and its host mirrors. */
 void gf_session_cuda_release(gf_session *s);
-/* A run's start, once its inputs are bound: where each value's data is. */
+/* Copies a coming run's inputs ahead (gf_session_stage). */
+gf_status gf_session_cuda_stage(gf_session *s, const gf_tensor *const *inputs);
+/* A run's start, once its inputs are bound: where each value's data is; staged inputs
+ * take their copies. */
 gf_status gf_session_cuda_begin(gf_session *s);
 /* Brings every input of the node to the host (a step the CPU runs, or infers again). */
 gf_status gf_session_cuda_host_inputs(gf_session *s, const gf_node *n);
@@ -136,6 +139,11 @@ static inline gf_status gf_session_cuda_arena(gf_session *s, size_t total, const
     return GF_ERR_UNSUPPORTED;
 }
 static inline void gf_session_cuda_release(gf_session *s) { (void)s; }
+static inline gf_status gf_session_cuda_stage(gf_session *s, const gf_tensor *const *inputs)
+{
+    (void)s, (void)inputs;
+    return GF_ERR_UNSUPPORTED;
+}
 static inline gf_status gf_session_cuda_begin(gf_session *s) { (void)s; return GF_ERR_UNSUPPORTED; }
 static inline gf_status gf_session_cuda_host_inputs(gf_session *s, const gf_node *n)
 {

@@ -140,11 +140,23 @@ static gf_status train_epoch(gf_trainer *t, gf_loader *l, const gf_fit_options *
     scorer_reset(sc);
     gf_status st = GF_OK;
     row->data_wait = 0;
+    /* Batch b + 1 is taken and staged before batch b's step, so that on a GPU its copy
+     * overlaps that step. */
+    gf_batch batch = {0}, next = {0};
+    double asked = now_s();
+    st = gf_loader_next(l, &next);
+    row->data_wait += now_s() - asked;
     for (int64_t b = 0; b < n && !st; b++) {
-        gf_batch batch;
-        double asked = now_s();
-        if ((st = gf_loader_next(l, &batch))) break;
-        row->data_wait += now_s() - asked;
+        batch = next;
+        next = (gf_batch){0};
+        if (b + 1 < n) {
+            asked = now_s();
+            st = gf_loader_next(l, &next);
+            row->data_wait += now_s() - asked;
+            const gf_tensor *coming[1] = {next.images};
+            if (!st) st = gf_trainer_stage(t, coming, next.targets);
+            if (st) break;
+        }
         const gf_tensor *in[1] = {batch.images};
         double loss;
         st = gf_trainer_step(t, in, batch.targets, &loss);
@@ -157,6 +169,8 @@ static gf_status train_epoch(gf_trainer *t, gf_loader *l, const gf_fit_options *
         sum += loss;
         show_progress(o, "train", epoch, b + 1, n, images, started, sum / (double)(b + 1));
     }
+    gf_batch_free(&batch);
+    gf_batch_free(&next);
     row->train_loss = n ? sum / (double)n : NAN;
     row->train_score = scorer_value(sc);
     row->train_seconds = now_s() - started;

@@ -422,6 +422,17 @@ gf_status gf_trainer_step(gf_trainer *t, const gf_tensor *const *inputs, const g
     return GF_OK;
 }
 
+gf_status gf_trainer_stage(gf_trainer *t, const gf_tensor *const *inputs, const gf_tensor *labels)
+{
+    if (!t->session) return GF_OK; /* the first step builds the graph */
+    if (t->n_model_inputs > GF_MAX_RANK) return gf_fail(GF_ERR_UNSUPPORTED, "too many model inputs to train");
+    /* the step's inputs, as gf_trainer_step orders them; its step number and rates are not worth staging */
+    const gf_tensor *all[GF_MAX_RANK + 70] = {NULL};
+    for (int i = 0; i < t->n_model_inputs; i++) all[i] = inputs[i];
+    all[t->n_model_inputs] = labels;
+    return gf_session_stage(t->session, all);
+}
+
 const gf_tensor *gf_trainer_output(const gf_trainer *t) { return t->output; }
 void gf_trainer_set_lr(gf_trainer *t, double lr)
 {

@@ -76,8 +76,7 @@ struct gf_cuda_ctx {
     int device;
     cudaStream_t stream;        /* every kernel, in order */
     cudaStream_t copy_stream;   /* prefetches */
-    cudaEvent_t copied;         /* the last prefetch */
-    int copy_pending;
+    cudaEvent_t queued;         /* a point of `stream` the copy stream waits for */
     cublasHandle_t cublas;
     cudnnHandle_t cudnn;
     void *workspace;            /* cuDNN's, grown on demand, ordered on `stream` */
