@@ -1338,6 +1338,24 @@ static void gen_reduce_sum_to(tcase *tc, int i)
     tc->atol = 1e-6;
 }
 
+/* A group of one (no gf_data_parallel): the mean over the group is the input itself;
+ * in place too, as the planner may give it. */
+static void gen_all_reduce(tcase *tc, int i)
+{
+    case_init(tc, "ai.graft", "AllReduceMean", 1);
+    int n = rnd(1, 4);
+    for (int k = 0; k < n; k++) {
+        int64_t d[4];
+        int rank = rnd(1, 4);
+        random_dims(rank, 1, 7, d);
+        add_in(tc, t_rand(rank, d, -3, 3));
+        if (i % 2) tc->inplace[k] = k + 1;
+    }
+    tc->n_out = n;
+    label(tc, "%d tensors%s", n, i % 2 ? ", in place" : "");
+    tc->rtol = tc->atol = 0;
+}
+
 static void gen_concat_grad(tcase *tc, int i)
 {
     case_init(tc, "ai.graft", "ConcatGrad", 1);
@@ -1667,6 +1685,7 @@ int main(int argc, char **argv)
     run_gen("GlobalAveragePoolGrad", gen_global_pool_grad, 4);
     run_gen("ReduceSumTo", gen_reduce_sum_to, 10);
     run_gen("ConcatGrad", gen_concat_grad, 6);
+    run_gen("AllReduceMean (a group of one)", gen_all_reduce, 4);
     run_gen("SliceGrad", gen_slice_grad, 8);
     run_gen("ResizeGrad", gen_resize_grad, 10);
     run_gen("CrossEntropyLoss(Grad)", gen_ce, 22);

@@ -7,6 +7,9 @@
 
 #include <stdlib.h>
 
+/* Update k is a running statistic to average: a float state (a step counter is not). */
+static int averaged(const gf_graph *g, int k) { return g->values[g->updates[k].state].init->dtype == GF_FLOAT; }
+
 gf_status gf_add_all_reduce(gf_builder *b, const gf_param_set *p, int *grads, int n_stat_updates)
 {
     gf_graph *g = b->g;
@@ -21,14 +24,14 @@ gf_status gf_add_all_reduce(gf_builder *b, const gf_param_set *p, int *grads, in
     for (int i = 0; i < p->n; i++)
         if (grads[i] >= 0) in[n++] = grads[i];
     for (int k = 0; k < n_stat_updates; k++)
-        if (g->values[g->updates[k].state].init->dtype == GF_FLOAT) in[n++] = g->updates[k].source;
+        if (averaged(g, k)) in[n++] = g->updates[k].source;
     gf_status st = GF_OK;
     if (n && gb_node(b, GF_DOMAIN, "AllReduceMean", "data_parallel", n, in, n, out) < 0) st = GF_ERR_UNSUPPORTED;
     int at = 0;
     for (int i = 0; i < p->n && !st; i++)
         if (grads[i] >= 0) grads[i] = out[at++];
     for (int k = 0; k < n_stat_updates && !st; k++)
-        if (g->values[g->updates[k].state].init->dtype == GF_FLOAT) g->updates[k].source = out[at++];
+        if (averaged(g, k)) g->updates[k].source = out[at++];
     free(in);
     free(out);
     return st;
