@@ -173,6 +173,14 @@ def small_graphs(tmp):
     compare("leaky relu, 24 channels, conv output kept, reshape",
             save(tmp, "leaky", nodes, inits, [("x", x24.shape)], ["flat", "c"]), [("x", x24)], tmp, exact=True)
 
+    # LeakyRelu after convolutions that run as Winograd's (whole channel blocks), alone and
+    # after a residual Add: oneDNN's Winograd kernels take no leaky slope, so graft applies it after.
+    inits = conv_init("c1", 32, 32, 3) + conv_init("c2", 32, 32, 3)
+    nodes = [conv("c1", "x", "a"), helper.make_node("LeakyRelu", ["a"], ["la"], alpha=0.1), conv("c2", "la", "b"),
+             helper.make_node("Add", ["b", "x"], ["s"]), helper.make_node("LeakyRelu", ["s"], ["out"], alpha=0.1)]
+    compare("leaky relu after Winograd convolutions", save(tmp, "leaky_wino", nodes, inits, [("x", x.shape)], ["out"]),
+            [("x", x)], tmp, exact=True)
+
     # A conv output with two readers (no fusion), a broadcasting Add (plain), and a
     # BatchNormalization whose statistics are graph inputs (no folding).
     inits = conv_init("c1", 32, 32, 3) + conv_init("c2", 32, 32, 3) + [const("bias", rng.standard_normal((32, 1, 1)))]

@@ -13,13 +13,15 @@
  * accumulates into the output buffer across input-channel blocks, which rounds
  * differently.) Y must not be S's storage: the convolution stores partial sums in Y.
  * Attribute `algorithm` "winograd" (the session sets it for inference convolutions that
- * fit, fuse.c) asks for oneDNN's Winograd convolution, with the activation as a post-op
- * and S added after; where oneDNN has none, the direct one runs.
+ * fit, fuse.c) asks for oneDNN's Winograd convolution, with a ReLU as a post-op and S or
+ * a leaky slope (which oneDNN's Winograd kernels do not take) applied after; where
+ * oneDNN has none, the direct one runs.
  * A Conv padded by a whole window or more (FCN's first layer pads 100) gets a padded copy
  * of X and no padding of its own: oneDNN's fast kernels take pads shorter than the
  * window only, and its reference loops are slower than a copy and the fast kernel. */
 #include "conv_shape.h"
 #include "dnnl_util.h"
+#include "unary.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -194,6 +196,13 @@ static int sum_post_op(const gf_op_ctx *ctx, const gf_conv_fusion *f)
            gf_in_layout(ctx, 3) == GF_LAYOUT_BLOCKED;
 }
 
+/* The activation follows the sum: a post-op only when the sum is one, or there is none;
+ * and not a leaky one for Winograd, whose oneDNN kernels take plain ReLU only. */
+static int act_post_op(const gf_conv_fusion *f, int sum_post_op, int winograd)
+{
+    return (!f->has_sum || sum_post_op) && !(winograd && f->act == GF_CONV_ACT_LEAKY);
+}
+
 static conv_key make_key(const gf_op_ctx *ctx, const gf_conv_shape *sh, const gf_conv_fusion *f)
 {
     conv_key k;
@@ -218,12 +227,11 @@ static conv_key make_key(const gf_op_ctx *ctx, const gf_conv_shape *sh, const gf
     k.src_layout = gf_in_layout(ctx, 0);
     k.dst_layout = gf_out_layout(ctx, 0);
     k.sum_post_op = sum_post_op(ctx, f);
-    /* The activation follows the sum: a post-op only when the sum is one, or there is none. */
-    k.act = !f->has_sum || k.sum_post_op ? f->act : GF_CONV_ACT_NONE;
+    k.winograd = f->winograd && !sh->transpose;
+    k.act = act_post_op(f, k.sum_post_op, (int)k.winograd) ? f->act : GF_CONV_ACT_NONE;
     uint32_t bits;
     memcpy(&bits, &f->alpha, sizeof bits);
     k.alpha_bits = k.act == GF_CONV_ACT_LEAKY ? bits : 0;
-    k.winograd = f->winograd && !sh->transpose;
     k.pad_copy = pads_by_copy(ctx, sh);
     return k;
 }
@@ -416,6 +424,8 @@ static gf_status run_fast(gf_op_ctx *ctx, const gf_conv_shape *sh, const gf_conv
     gf_dnnl_plan_release(plan);
     free(padded);
     if (!st && f->has_sum && !sum_post_op(ctx, f)) st = add_sum_after(ctx, f);
+    else if (!st && !act_post_op(f, sum_post_op(ctx, f), f->winograd && !sh->transpose))
+        finish_reference(f, NULL, ctx->outputs[0]->data, gf_tensor_numel(ctx->outputs[0]));
     return st;
 }
 
@@ -426,11 +436,9 @@ static int is_transpose(const gf_op_ctx *ctx) { return !strcmp(ctx->node->op_typ
 static void finish_reference(const gf_conv_fusion *f, const float *sum, float *y, int64_t n)
 {
     if (f->has_sum)
+#pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; i++) y[i] = y[i] + sum[i];
-    if (f->act == GF_CONV_ACT_RELU)
-        for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? 0 : y[i];
-    if (f->act == GF_CONV_ACT_LEAKY)
-        for (int64_t i = 0; i < n; i++) y[i] = y[i] < 0 ? y[i] * f->alpha : y[i];
+    if (f->act != GF_CONV_ACT_NONE) gf_relu_f32(y, y, n, f->act == GF_CONV_ACT_LEAKY, f->alpha);
 }
 
 /* The reference on plain copies of whatever is blocked. */

@@ -11,6 +11,7 @@
  * (where the op allows them) are computed exactly in int64; other types
  * (float16, bfloat16) go element by element through double. */
 #include "op.h"
+#include "unary.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -202,6 +203,12 @@ static void run_f32(unary_kind k, const float *x, float *y, int64_t n, const par
         int64_t i0 = b * BLOCK;
         map_f32(k, x + i0, y + i0, n - i0 < BLOCK ? n - i0 : BLOCK, p);
     }
+}
+
+void gf_relu_f32(const float *x, float *y, int64_t n, int leaky, float alpha)
+{
+    params p = {.alpha = alpha};
+    run_f32(leaky ? U_LEAKY_RELU : U_RELU, x, y, n, &p);
 }
 
 /* ---- integers ---- */
