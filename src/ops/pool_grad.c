@@ -178,6 +178,44 @@ static void global_average_pool_grad(const gf_pool_grad_shape *sh, const float *
  * Each block's b channels go through their windows side by side, every channel's taps in
  * the order of the plain kernels above, so the values are theirs bit for bit. */
 
+/* One channel block (b lanes, each its own channel): each window's first maximum gets
+ * the window's gradient. Compiled for AVX-512 and AVX2 too, picked when the library
+ * loads: the lane-by-lane selects are one vector instruction each there (the baseline's
+ * SSE2 has no 64-bit compare). */
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void max_pool_grad_block(const gf_window *w, tap_span *const *spans, int64_t b, const float *xp,
+                                const float *dyp, float *dxp)
+{
+    int64_t in_size = gf_window_size(w->in);
+    memset(dxp, 0, (size_t)(in_size * b) * sizeof *dxp);
+    for (int64_t o0 = 0; o0 < w->out[0]; o0++)
+        for (int64_t o1 = 0; o1 < w->out[1]; o1++)
+            for (int64_t o2 = 0; o2 < w->out[2]; o2++) {
+                const tap_span *s0 = &spans[0][o0], *s1 = &spans[1][o1], *s2 = &spans[2][o2];
+                int64_t first = (s0->first * w->in[1] + s1->first) * w->in[2] + s2->first;
+                float best[16];
+                int64_t best_at[16];
+                for (int64_t j = 0; j < b; j++) {
+                    best[j] = xp[first * b + j];
+                    best_at[j] = first;
+                }
+                for (int64_t a = 0, i0 = s0->first; a < s0->count; a++, i0 += s0->step)
+                    for (int64_t bb = 0, i1 = s1->first; bb < s1->count; bb++, i1 += s1->step) {
+                        int64_t row = (i0 * w->in[1] + i1) * w->in[2];
+                        for (int64_t c = 0, i2 = s2->first; c < s2->count; c++, i2 += s2->step) {
+                            const float *v = xp + (row + i2) * b;
+                            for (int64_t j = 0; j < b; j++) {
+                                int greater = v[j] > best[j];
+                                best[j] = greater ? v[j] : best[j];
+                                best_at[j] = greater ? row + i2 : best_at[j];
+                            }
+                        }
+                    }
+                const float *g = dyp + ((o0 * w->out[1] + o1) * w->out[2] + o2) * b;
+                for (int64_t j = 0; j < b; j++) dxp[best_at[j] * b + j] += g[j];
+            }
+}
+
 static gf_status max_pool_grad_blocked(const gf_pool_grad_shape *sh, const float *dy, const float *x, float *dx)
 {
     const gf_window *w = &sh->w;
@@ -186,37 +224,8 @@ static gf_status max_pool_grad_blocked(const gf_pool_grad_shape *sh, const float
     int64_t in_size = gf_window_size(w->in), out_size = gf_window_size(w->out), b = gf_layout_block();
     int64_t blocks = sh->n * (sh->c / b);
 #pragma omp parallel for schedule(static)
-    for (int64_t nb = 0; nb < blocks; nb++) {
-        const float *xp = x + nb * in_size * b, *dyp = dy + nb * out_size * b;
-        float *dxp = dx + nb * in_size * b;
-        memset(dxp, 0, (size_t)(in_size * b) * sizeof *dxp);
-        for (int64_t o0 = 0; o0 < w->out[0]; o0++)
-            for (int64_t o1 = 0; o1 < w->out[1]; o1++)
-                for (int64_t o2 = 0; o2 < w->out[2]; o2++) {
-                    const tap_span *s0 = &spans[0][o0], *s1 = &spans[1][o1], *s2 = &spans[2][o2];
-                    int64_t first = (s0->first * w->in[1] + s1->first) * w->in[2] + s2->first;
-                    float best[16];
-                    int64_t best_at[16];
-                    for (int64_t j = 0; j < b; j++) {
-                        best[j] = xp[first * b + j];
-                        best_at[j] = first;
-                    }
-                    for (int64_t a = 0, i0 = s0->first; a < s0->count; a++, i0 += s0->step)
-                        for (int64_t bb = 0, i1 = s1->first; bb < s1->count; bb++, i1 += s1->step) {
-                            int64_t row = (i0 * w->in[1] + i1) * w->in[2];
-                            for (int64_t c = 0, i2 = s2->first; c < s2->count; c++, i2 += s2->step) {
-                                const float *v = xp + (row + i2) * b;
-                                for (int64_t j = 0; j < b; j++) {
-                                    int greater = v[j] > best[j];
-                                    best[j] = greater ? v[j] : best[j];
-                                    best_at[j] = greater ? row + i2 : best_at[j];
-                                }
-                            }
-                        }
-                    const float *g = dyp + ((o0 * w->out[1] + o1) * w->out[2] + o2) * b;
-                    for (int64_t j = 0; j < b; j++) dxp[best_at[j] * b + j] += g[j];
-                }
-    }
+    for (int64_t nb = 0; nb < blocks; nb++)
+        max_pool_grad_block(w, spans, b, x + nb * in_size * b, dy + nb * out_size * b, dx + nb * in_size * b);
     free(all);
     return GF_OK;
 }
