@@ -72,40 +72,16 @@ typedef struct outcome {
     int compared, fast_unsupported, failed;
 } outcome;
 
-/* Infers the output shape (weights constant or not), then runs the reference and the
- * fast path and compares them. */
-static void check_case(outcome *res, test_node *t, impl_fn impl, int n_in, gf_tensor **in, int weights_const,
-                       const char *what)
+/* Runs the reference and the fast path on ctx and compares them. */
+static void run_and_compare(outcome *res, gf_op_ctx *ctx, impl_fn impl, const gf_tensor *out_shape, const char *what)
 {
-    const gf_op *op = gf_op_find("", t->node.op_type, t->node.opset);
-    t->node.n_inputs = n_in;
-    t->node.n_outputs = 1;
-    gf_tensor out_shape;
-    memset(&out_shape, 0, sizeof out_shape);
-    gf_tensor *outs[1] = {&out_shape};
-    const gf_tensor *ins[3];
-    gf_tensor shapes[3];
-    for (int i = 0; i < n_in; i++) {
-        shapes[i] = *in[i];
-        if (i == 1 && !weights_const) shapes[i].data = NULL; /* an activation: no data at plan time */
-        ins[i] = &shapes[i];
-    }
-    gf_op_ctx ctx = {&t->node, n_in, ins, 1, outs, 1};
-    gf_status st = op->infer(&ctx);
-    if (st) {
-        printf("FAIL %s: infer: %s\n", what, gf_last_error());
-        res->failed++;
-        return;
-    }
     gf_tensor *ref, *fast;
-    gf_tensor_new(&ref, out_shape.dtype, out_shape.rank, out_shape.dims);
-    gf_tensor_new(&fast, out_shape.dtype, out_shape.rank, out_shape.dims);
-    for (int i = 0; i < n_in; i++) ins[i] = in[i];
-    ctx.planning = 0;
-    outs[0] = ref;
-    st = impl(&ctx, GF_IMPL_REFERENCE);
-    outs[0] = fast;
-    gf_status fst = st ? st : impl(&ctx, GF_IMPL_FAST);
+    gf_tensor_new(&ref, out_shape->dtype, out_shape->rank, out_shape->dims);
+    gf_tensor_new(&fast, out_shape->dtype, out_shape->rank, out_shape->dims);
+    ctx->outputs[0] = ref;
+    gf_status st = impl(ctx, GF_IMPL_REFERENCE);
+    ctx->outputs[0] = fast;
+    gf_status fst = st ? st : impl(ctx, GF_IMPL_FAST);
     if (st) {
         printf("FAIL %s: reference: %s\n", what, gf_last_error());
         res->failed++;
@@ -133,6 +109,47 @@ static void check_case(outcome *res, test_node *t, impl_fn impl, int n_in, gf_te
     }
     gf_tensor_free(ref);
     gf_tensor_free(fast);
+}
+
+/* Infers the output shape (weights constant or not), then runs the reference and the
+ * fast path and compares them. Constant weights are reordered once, at inference; then
+ * the same node runs on other weights in other storage, which the fast path must
+ * reorder again (its plan dropped the first reorder's primitive). */
+static void check_case(outcome *res, test_node *t, impl_fn impl, int n_in, gf_tensor **in, int weights_const,
+                       const char *what)
+{
+    const gf_op *op = gf_op_find("", t->node.op_type, t->node.opset);
+    t->node.n_inputs = n_in;
+    t->node.n_outputs = 1;
+    gf_tensor out_shape;
+    memset(&out_shape, 0, sizeof out_shape);
+    gf_tensor *outs[1] = {&out_shape};
+    const gf_tensor *ins[3];
+    gf_tensor shapes[3];
+    for (int i = 0; i < n_in; i++) {
+        shapes[i] = *in[i];
+        if (i == 1 && !weights_const) shapes[i].data = NULL; /* an activation: no data at plan time */
+        ins[i] = &shapes[i];
+    }
+    gf_op_ctx ctx = {&t->node, n_in, ins, 1, outs, 1};
+    gf_status st = op->infer(&ctx);
+    if (st) {
+        printf("FAIL %s: infer: %s\n", what, gf_last_error());
+        res->failed++;
+        return;
+    }
+    for (int i = 0; i < n_in; i++) ins[i] = in[i];
+    ctx.planning = 0;
+    run_and_compare(res, &ctx, impl, &out_shape, what);
+    if (!weights_const || n_in < 2) return;
+    gf_tensor *other;
+    gf_tensor_new(&other, in[1]->dtype, in[1]->rank, in[1]->dims);
+    for (int64_t i = 0; i < gf_tensor_numel(other); i++) ((float *)other->data)[i] = -0.5f * ((float *)in[1]->data)[i];
+    ins[1] = other;
+    char again[300];
+    snprintf(again, sizeof again, "%s, then other weights", what);
+    run_and_compare(res, &ctx, impl, &out_shape, again);
+    gf_tensor_free(other);
 }
 
 static void describe(char *buf, size_t len, const char *op, int nsp, const int64_t *xd, const int64_t *k,

@@ -83,7 +83,8 @@ typedef struct gf_dnnl_arg {
     int is_output;
     dnnl_memory_t user;         /* graft's tensor, in the layout the caller described */
     dnnl_memory_t inner;        /* the primitive's layout; the same object as user when they agree */
-    dnnl_primitive_t reorder;   /* user -> inner for inputs, inner -> user for outputs; NULL when they agree */
+    dnnl_primitive_desc_t reorder_pd; /* user -> inner for inputs, inner -> user for outputs; NULL when they agree */
+    dnnl_primitive_t reorder;   /* made from reorder_pd when needed: a constant's is dropped once it has run */
     void *buf;                  /* inner's storage when reordered */
     const void *ready;          /* a constant input already reordered into buf */
 } gf_dnnl_arg;
