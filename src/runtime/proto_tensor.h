@@ -25,5 +25,9 @@ gf_status gf_tensor_from_proto(Onnx__TensorProto *p, const gf_raw_span *mapped, 
 /* Keeps a mapping until gf_external_release. */
 gf_status gf_external_keep(gf_external *ext, void *addr, size_t len);
 void gf_external_release(gf_external *ext);
+/* Gives back the resident pages of data when it lies in one of ext's mappings (the
+ * model file's or an external data file's, mapped read-only): the next touch reads
+ * them from the file again. Data anywhere else is left alone. */
+void gf_external_release_pages(const gf_external *ext, const void *data, size_t nbytes);
 
 #endif

@@ -31,7 +31,9 @@ const char *gf_backends(void) { return "cpu"; }
 
 gf_status gf_session_new(gf_model *m, const gf_session_options *opt, gf_session **out)
 {
-    return gf_session_new_graph(m->graph, m->path, opt, out);
+    gf_status st = gf_session_new_graph(m->graph, m->path, opt, out);
+    if (!st) (*out)->file_maps = &m->external;
+    return st;
 }
 
 /* GRAFT_NO_FUSION=1 turns the rewrites off for every session (read once). */
@@ -418,7 +420,18 @@ static gf_status prepare_step(gf_session *s, const exec_node *e)
     for (int k = 0; k < n_saved; k++)
         if (io.outputs[k]) *io.outputs[k] = saved[k];
     unbind_node(&io);
-    return st ? node_fail(n, st) : GF_OK;
+    if (st) return node_fail(n, st);
+    /* Weights read in place from the model's file have been read now (a convolution's
+     * into its own reordered copy): their pages leave the resident set, and a kernel that
+     * reads them while running brings back only those. YOLOv3 at batch 1 peaks at 724
+     * MiB instead of 808. (Weights the file holds at offsets a float cannot be read at
+     * were copied when the model was loaded, and stay.) */
+    for (int i = 0; i < n->n_inputs; i++) {
+        int v = n->inputs[i];
+        if (v >= 0 && s->kind[v] == VALUE_CONST)
+            gf_external_release_pages(s->file_maps, s->vals[v].data, gf_tensor_nbytes(&s->vals[v]));
+    }
+    return GF_OK;
 }
 
 /* A CUDA session's placement: each step that is not data-dependent runs on the GPU

@@ -19,6 +19,7 @@ typedef enum value_kind {
 } value_kind;
 
 struct gf_cuda_op;
+struct gf_external;
 typedef struct gf_session_cuda gf_session_cuda;
 
 /* One step of the run: a node of the graph, or one the rewrites made (s->synth). */
@@ -33,6 +34,7 @@ typedef struct exec_node {
 struct gf_session {
     const char *path;       /* the model's file, for messages */
     const gf_graph *g;
+    const struct gf_external *file_maps; /* the model's mappings, where its weights may lie; NULL: none */
     gf_session_options opt;
     int check_finite;
     int rewrites;           /* fusions, layouts and in-place outputs (gf_session_set_rewrites) */

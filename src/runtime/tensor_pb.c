@@ -157,6 +157,28 @@ static void copy_typed(const Onnx__TensorProto *p, gf_tensor *t, int64_t numel)
     }
 }
 
+/* Gives back the whole pages of a read-only file mapping that [data, data + nbytes)
+ * covers: they leave the resident set and are read from the file again if touched. */
+static void drop_pages(const void *data, size_t nbytes)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)data + page - 1) / page * page;
+    uintptr_t hi = ((uintptr_t)data + nbytes) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+void gf_external_release_pages(const gf_external *ext, const void *data, size_t nbytes)
+{
+    const char *p = data;
+    for (int i = 0; ext && p && i < ext->n_maps; i++) {
+        const char *map = ext->maps[i].addr;
+        if (p >= map && nbytes <= ext->maps[i].len && (size_t)(p - map) <= ext->maps[i].len - nbytes) {
+            drop_pages(p, nbytes);
+            return;
+        }
+    }
+}
+
 /* Raw data still in the mapped file: used in place when aligned for its type,
  * else copied once, and the file's pages given back. */
 static gf_status use_mapped(const gf_raw_span *span, gf_tensor *t, size_t nbytes, const char *what)
@@ -173,10 +195,7 @@ static gf_status use_mapped(const gf_raw_span *span, gf_tensor *t, size_t nbytes
         return gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
     t->owns_data = 1;
     memcpy(t->data, span->data, nbytes);
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)span->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-    uintptr_t hi = ((uintptr_t)span->data + nbytes) / (uintptr_t)page * (uintptr_t)page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    drop_pages(span->data, nbytes);
     return GF_OK;
 }
 
