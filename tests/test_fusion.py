@@ -5,8 +5,11 @@ in-place outputs) change nothing but rounding.
     test_fusion.py GRAFT_EXE MODELS_DIR
 
 Each model runs through `graft run` with the rewrites off (GRAFT_NO_FUSION=1), on with
-every convolution direct (GRAFT_CONV_ALGO=direct), and on as they are (inference 3x3
-convolutions then run as Winograd's, to 1e-4 of the largest output). With direct
+every convolution direct (GRAFT_CONV_ALGO=direct), and on with every inference 3x3
+convolution that fits as Winograd's (GRAFT_CONV_ALGO=winograd; to 1e-4 of the largest
+output). Left to itself a session runs as Winograd's only the convolutions whose
+transformed weights fit its budget (as much again as the model's weights): checked by
+the bits of a small graph's output with and without room. With direct
 convolutions the outputs must be the same bits, except where a
 BatchNormalization is folded into the weights (rounded once, into the weights, instead
 of after every convolution): there to 1e-4 of the largest output, the tolerance of the
@@ -52,14 +55,15 @@ def write_pb(path, array, name):
         f.write(numpy_helper.from_array(array, name).SerializeToString())
 
 
-def graft_run(model_path, inputs, tmp, tag, fused, direct=False):
-    """fused: the rewrites on; direct: and every convolution direct (no Winograd)."""
+def graft_run(model_path, inputs, tmp, tag, fused, algo=None):
+    """fused: the rewrites on; algo: GRAFT_CONV_ALGO ("direct", "winograd"; None: the session's choice)."""
     env = dict(os.environ)
+    env.pop("GRAFT_CONV_ALGO", None)
     if not fused:
         env["GRAFT_NO_FUSION"] = "1"
-    if direct:
-        env["GRAFT_CONV_ALGO"] = "direct"
-    out_dir = os.path.join(tmp, tag + ("_fused" if fused else "_plain") + ("_direct" if direct else ""))
+    if algo:
+        env["GRAFT_CONV_ALGO"] = algo
+    out_dir = os.path.join(tmp, tag + ("_fused" if fused else "_plain") + ("_" + algo if algo else ""))
     os.makedirs(out_dir, exist_ok=True)
     args = [GRAFT, "run", model_path, "--output-dir", out_dir]
     for i, (name, x) in enumerate(inputs):
@@ -76,8 +80,8 @@ def graft_run(model_path, inputs, tmp, tag, fused, direct=False):
 
 
 def compare(tag, model_path, inputs, tmp, exact):
-    fused, err = graft_run(model_path, inputs, tmp, tag, True)
-    direct, err2 = graft_run(model_path, inputs, tmp, tag, True, direct=True)
+    fused, err = graft_run(model_path, inputs, tmp, tag, True, algo="winograd")
+    direct, err2 = graft_run(model_path, inputs, tmp, tag, True, algo="direct")
     plain, err3 = graft_run(model_path, inputs, tmp, tag, False)
     if fused is None or direct is None or plain is None:
         check(f"{tag}: graft ran", False, err or err2 or err3)
@@ -204,6 +208,32 @@ def small_graphs(tmp):
             [("x", x3)], tmp, exact=True)
 
 
+def winograd_budget(tmp):
+    """One 32-channel 3x3 convolution: its transformed weights (4x) need 3x its weights more,
+    which a model holding only it has no room for; a 295 KB MatMul weight beside it makes room."""
+    x = rng.standard_normal((1, 32, 12, 12)).astype(np.float32)
+    for room in (False, True):
+        tag = "budget_room" if room else "budget_none"
+        inits = conv_init("c1", 32, 32, 3)
+        nodes = [conv("c1", "x", "out")]
+        outputs = ["out"]
+        if room:
+            inits.append(const("big", rng.standard_normal((32 * 12 * 12, 16)) * 0.01))
+            inits.append(numpy_helper.from_array(np.array([1, -1], dtype=np.int64), "shape"))
+            nodes += [helper.make_node("Reshape", ["out", "shape"], ["flat"]), helper.make_node("MatMul", ["flat", "big"], ["head"])]
+            outputs.append("head")
+        path = save(tmp, tag, nodes, inits, [("x", x.shape)], outputs)
+        runs = {algo: graft_run(path, [("x", x)], tmp, tag, True, algo) for algo in (None, "direct", "winograd")}
+        if any(out is None for out, _ in runs.values()):
+            check(f"{tag}: graft ran", False, next(err for out, err in runs.values() if out is None))
+            continue
+        auto, direct, wino = (runs[a][0][0] for a in (None, "direct", "winograd"))
+        check(f"{tag}: Winograd's output differs from the direct one in its bits (so the check below can tell)",
+              not np.array_equal(wino, direct))
+        want = wino if room else direct
+        check(f"{tag}: the session's choice is {'Winograd' if room else 'direct'}", np.array_equal(auto, want))
+
+
 # ---------------------------------------------------------------- exported models
 
 def exported(tmp):
@@ -252,6 +282,7 @@ def training(tmp):
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         small_graphs(tmp)
+        winograd_budget(tmp)
         exported(tmp)
         training(tmp)
     print(f"{passes} passed, {len(failures)} failed")

@@ -21,6 +21,7 @@
 #include "error.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,34 +144,42 @@ static gf_status fold_bn(gf_session *s, const gf_node *conv, const gf_node *bn, 
     return GF_OK;
 }
 
-/* GRAFT_CONV_ALGO=direct keeps every convolution direct (read once). */
-static int winograd_allowed(void)
+/* Which inference convolutions run as Winograd's (read once from GRAFT_CONV_ALGO):
+ * those winograd_budget picks (unset), none ("direct") or every one that fits
+ * ("winograd", which the tests use to reach its kernels on small graphs). */
+typedef enum conv_algo { ALGO_AUTO, ALGO_DIRECT, ALGO_WINOGRAD } conv_algo;
+
+static conv_algo conv_algo_wanted(void)
 {
     static int cached = -1;
     if (cached < 0) {
         const char *v = getenv("GRAFT_CONV_ALGO");
-        cached = !(v && !strcmp(v, "direct"));
+        cached = v && !strcmp(v, "direct") ? ALGO_DIRECT : v && !strcmp(v, "winograd") ? ALGO_WINOGRAD : ALGO_AUTO;
     }
-    return cached;
+    return (conv_algo)cached;
 }
 
 /* Inference convolutions (constant weights) of 3x3 windows with unit strides and
  * dilations, one group and whole channel blocks may run as Winograd's minimal filtering
  * (oneDNN's F(2x2,3x3) and F(4x4,3x3)): two to three times fewer multiplications, a few
  * times the rounding error of the direct sums (about 1e-6 of the largest value per layer
- * against 2e-7). Training keeps the direct algorithm: its weights are state. */
-static int winograd_fits(const gf_session *s, const gf_node *conv, int w)
+ * against 2e-7). Training keeps the direct algorithm: its weights are state.
+ * winograd_budget then picks which of these do. */
+static int winograd_fits(const gf_session *s, const gf_node *conv)
 {
-    const gf_tensor *wt = &s->vals[w];
-    if (!winograd_allowed() || s->kind[w] != VALUE_CONST || !wt->data || wt->rank != 4 || wt->dims[2] != 3 ||
-        wt->dims[3] != 3 || gf_attr_int(conv, "group", 1) != 1 || wt->dims[0] % gf_layout_block() ||
+    if (conv_algo_wanted() == ALGO_DIRECT || !is_op(conv, "", "Conv") || conv->n_inputs < 2 || conv->n_outputs != 1 ||
+        conv->outputs[0] < 0 || s->vals[conv->inputs[0]].dtype != GF_FLOAT)
+        return 0;
+    int w = conv->inputs[1];
+    const gf_tensor *wt = &s->vals[w], *y = &s->vals[conv->outputs[0]];
+    if (s->kind[w] != VALUE_CONST || !wt->data || wt->rank != 4 || wt->dims[2] != 3 || wt->dims[3] != 3 ||
+        y->rank != 4 || gf_attr_int(conv, "group", 1) != 1 || wt->dims[0] % gf_layout_block() ||
         wt->dims[1] % gf_layout_block())
         return 0;
     /* Maps under 8x8 (ResNet's last stage, 7x7) stay direct: the tile grid pads them to 8 and
      * the transformed weights (4x the 3x3 ones at batch 8) cost more memory than the few
      * multiplications saved: ResNet18 at batch 8 holds 219 MiB instead of 416, 4% slower. */
-    const gf_tensor *y = &s->vals[conv->outputs[0]];
-    if (y->rank == 4 && y->dims[2] > 0 && y->dims[2] < 8 && y->dims[3] > 0 && y->dims[3] < 8) return 0;
+    if (y->dims[2] > 0 && y->dims[2] < 8 && y->dims[3] > 0 && y->dims[3] < 8) return 0;
     static const char *const unit[] = {"strides", "dilations"};
     for (int a = 0; a < 2; a++) {
         int count;
@@ -181,8 +190,54 @@ static int winograd_fits(const gf_session *s, const gf_node *conv, int w)
     return 1;
 }
 
+typedef struct winograd_candidate {
+    int step;
+    int64_t area;   /* output positions per image */
+    size_t bytes;   /* of the 3x3 weights */
+} winograd_candidate;
+
+static int larger_map_first(const void *a, const void *b)
+{
+    const winograd_candidate *x = a, *y = b;
+    if (x->area != y->area) return x->area < y->area ? 1 : -1;
+    return x->step - y->step;
+}
+
+/* Marks the steps whose convolution runs as Winograd. Its transformed weights take 4x
+ * the 3x3 ones (F(4x4,3x3)'s 6x6 tiles; measured on YOLOv3 at batch 8: 392 MiB more for
+ * 132 MB of weights run direct), so together they may take as much again as the model's
+ * weights, spent on the largest maps first, where each transformed weight saves the most
+ * multiplications. ResNet18, ResNet50 and VGG16 fit whole; YOLOv3's 1024-channel layers
+ * on 8x8 maps (at 256x256) stay direct: 3% slower at batch 1 and 8% at batch 8 than all
+ * Winograd, and 107 and 394 MiB smaller (631 and 771 MiB: onnxruntime's take 735, 975). */
+static gf_status winograd_budget(const gf_session *s, char *wino)
+{
+    winograd_candidate *c = malloc(((size_t)s->n_run + 1) * sizeof *c);
+    if (!c) return gf_fail(GF_ERR_NOMEM, "out of memory");
+    int n = 0;
+    for (int step = 0; step < s->n_run; step++) {
+        const gf_node *conv = s->run[step].node;
+        if (s->run[step].dynamic || !winograd_fits(s, conv)) continue;
+        const gf_tensor *y = &s->vals[conv->outputs[0]];
+        c[n++] = (winograd_candidate){step, y->dims[2] * y->dims[3], gf_tensor_nbytes(&s->vals[conv->inputs[1]])};
+    }
+    size_t budget = 0;
+    for (int v = 0; v < s->g->n_values; v++)
+        if (s->g->values[v].init) budget += gf_tensor_nbytes(s->g->values[v].init);
+    if (conv_algo_wanted() == ALGO_WINOGRAD) budget = SIZE_MAX;
+    qsort(c, (size_t)n, sizeof *c, larger_map_first);
+    for (int i = 0; i < n; i++) {
+        size_t extra = 3 * c[i].bytes;
+        if (extra > budget) continue;
+        budget -= extra;
+        wino[c[i].step] = 1;
+    }
+    free(c);
+    return GF_OK;
+}
+
 /* Follows one Conv step's chain of fusable readers and replaces it by one step. */
-static gf_status fuse_conv(gf_session *s, const usage *u, int step, char *drop)
+static gf_status fuse_conv(gf_session *s, const usage *u, int step, int wino, char *drop)
 {
     const gf_node *conv = s->run[step].node;
     if (!is_op(conv, "", "Conv") || conv->n_inputs < 2 || conv->n_outputs != 1 || s->run[step].dynamic) return GF_OK;
@@ -222,7 +277,6 @@ static gf_status fuse_conv(gf_session *s, const usage *u, int step, char *drop)
         last = r;
         y = act->outputs[0];
     }
-    int wino = winograd_fits(s, conv, w);
     if (!n_chain && !wino) return GF_OK;
     /* The fused step runs where the chain's last node did: every input is ready there. */
     int ins[4] = {x, w, b, sum}, outs[1] = {y};
@@ -256,10 +310,11 @@ static gf_status fuse(gf_session *s)
     usage u;
     gf_status st = usage_of(s, &u);
     if (st) return st;
-    char *drop = calloc((size_t)s->n_run + 1, 1);
-    if (!drop) st = gf_fail(GF_ERR_NOMEM, "out of memory");
+    char *drop = calloc((size_t)s->n_run + 1, 1), *wino = calloc((size_t)s->n_run + 1, 1);
+    if (!drop || !wino) st = gf_fail(GF_ERR_NOMEM, "out of memory");
+    if (!st) st = winograd_budget(s, wino);
     for (int step = 0; step < s->n_run && !st; step++)
-        if (!drop[step]) st = fuse_conv(s, &u, step, drop);
+        if (!drop[step]) st = fuse_conv(s, &u, step, wino[step], drop);
     /* Values the fused steps no longer make. */
     if (!st) {
         compact_steps(s, drop);
@@ -275,6 +330,7 @@ static gf_status fuse(gf_session *s)
         free(made);
     }
     free(drop);
+    free(wino);
     usage_free(&u);
     return st;
 }
