@@ -86,7 +86,7 @@ typedef struct channel_sums {
 } channel_sums;
 
 /* Adds one row of len values into the lane sums. */
-static void sum_row(const float *x, const float *dy, int64_t len, double shift, double first[LANES],
+GF_SIMD_CLONES static void sum_row(const float *x, const float *dy, int64_t len, double shift, double first[LANES],
                     double second[LANES])
 {
     int64_t full = len - len % LANES;
@@ -154,42 +154,47 @@ static void sum_channels_by_columns(const gf_bn_shape *s, const float *x, const 
 /* X blocked (N x C/b x inner x b, op.h): b channels at a time, each position's b values
  * side by side. Every channel's values go to the lanes they take in sum_row (position mod
  * LANES) in the same order, so the sums are those of the plain layout, bit for bit. */
-static void sum_channels_blocked(const gf_bn_shape *s, const float *x, const float *dy, const channel_sums *out)
+GF_SIMD_CLONES static void sum_channel_block(const gf_bn_shape *s, const float *x, const float *dy, int64_t cb,
+                                             const channel_sums *out)
 {
     int64_t b = gf_layout_block(), blocks = s->c / b;
-    #pragma omp parallel for schedule(static) if (s->n * s->c * s->inner > PARALLEL_MIN)
-    for (int64_t cb = 0; cb < blocks; cb++) {
-        double first[LANES][16], second[LANES][16], shift[16];
-        for (int64_t j = 0; j < b; j++) shift[j] = out->shift[cb * b + j];
-        for (int l = 0; l < LANES; l++)
-            for (int64_t j = 0; j < 16; j++) first[l][j] = second[l][j] = 0;
-        for (int64_t n = 0; n < s->n; n++) {
-            int64_t at = (n * blocks + cb) * s->inner * b;
-            const float *xs = x + at, *dys = dy ? dy + at : NULL;
-            for (int64_t i = 0; i < s->inner; i++) {
-                int l = (int)(i % LANES); /* sum_row's lane */
-                const float *xr = xs + i * b, *dyr = dys ? dys + i * b : NULL;
-                if (dyr)
-                    for (int64_t j = 0; j < b; j++) {
-                        double d = xr[j] - shift[j];
-                        first[l][j] += dyr[j];
-                        second[l][j] += dyr[j] * d;
-                    }
-                else
-                    for (int64_t j = 0; j < b; j++) {
-                        double d = xr[j] - shift[j];
-                        first[l][j] += d;
-                        second[l][j] += d * d;
-                    }
-            }
-        }
-        for (int64_t j = 0; j < b; j++) {
-            double f = 0, q = 0;
-            for (int l = 0; l < LANES; l++) f += first[l][j], q += second[l][j];
-            out->first[cb * b + j] = f;
-            out->second[cb * b + j] = q;
+    double first[LANES][16], second[LANES][16], shift[16];
+    for (int64_t j = 0; j < b; j++) shift[j] = out->shift[cb * b + j];
+    for (int l = 0; l < LANES; l++)
+        for (int64_t j = 0; j < 16; j++) first[l][j] = second[l][j] = 0;
+    for (int64_t n = 0; n < s->n; n++) {
+        int64_t at = (n * blocks + cb) * s->inner * b;
+        const float *xs = x + at, *dys = dy ? dy + at : NULL;
+        for (int64_t i = 0; i < s->inner; i++) {
+            int l = (int)(i % LANES); /* sum_row's lane */
+            const float *xr = xs + i * b, *dyr = dys ? dys + i * b : NULL;
+            if (dyr)
+                for (int64_t j = 0; j < b; j++) {
+                    double d = xr[j] - shift[j];
+                    first[l][j] += dyr[j];
+                    second[l][j] += dyr[j] * d;
+                }
+            else
+                for (int64_t j = 0; j < b; j++) {
+                    double d = xr[j] - shift[j];
+                    first[l][j] += d;
+                    second[l][j] += d * d;
+                }
         }
     }
+    for (int64_t j = 0; j < b; j++) {
+        double f = 0, q = 0;
+        for (int l = 0; l < LANES; l++) f += first[l][j], q += second[l][j];
+        out->first[cb * b + j] = f;
+        out->second[cb * b + j] = q;
+    }
+}
+
+static void sum_channels_blocked(const gf_bn_shape *s, const float *x, const float *dy, const channel_sums *out)
+{
+    int64_t blocks = s->c / gf_layout_block();
+    #pragma omp parallel for schedule(static) if (s->n * s->c * s->inner > PARALLEL_MIN)
+    for (int64_t cb = 0; cb < blocks; cb++) sum_channel_block(s, x, dy, cb, out);
 }
 
 static void sum_channels(const gf_bn_shape *s, int layout, const float *x, const float *dy, const channel_sums *out)
@@ -207,33 +212,41 @@ typedef struct channel_affine {
     float *shift, *delta, *slope, *offset, *dy_slope;
 } channel_affine;
 
+/* One image's channel block of a blocked X (and dY). Y may be X's or dY's storage:
+ * each element is read before it is written, at the same index. */
+GF_SIMD_CLONES static void map_channel_block(const gf_bn_shape *s, const float *x, const float *dy,
+                                             const channel_affine *f, int64_t nb, float *out)
+{
+    int64_t b = gf_layout_block(), blocks = s->c / b, c0 = nb % blocks * b;
+    float shift[16], delta[16], slope[16], offset[16], dy_slope[16];
+    for (int64_t j = 0; j < b; j++) {
+        shift[j] = f->shift[c0 + j];
+        delta[j] = f->delta[c0 + j];
+        slope[j] = f->slope[c0 + j];
+        offset[j] = f->offset[c0 + j];
+        dy_slope[j] = dy ? f->dy_slope[c0 + j] : 0.0f;
+    }
+    const float *xr = x + nb * s->inner * b, *dyr = dy ? dy + nb * s->inner * b : NULL;
+    float *o = out + nb * s->inner * b;
+    for (int64_t i = 0; i < s->inner; i++)
+        if (dyr) {
+            #pragma omp simd
+            for (int64_t j = 0; j < b; j++)
+                o[i * b + j] = (xr[i * b + j] - shift[j] - delta[j]) * slope[j] + offset[j] + dyr[i * b + j] * dy_slope[j];
+        } else {
+            #pragma omp simd
+            for (int64_t j = 0; j < b; j++)
+                o[i * b + j] = (xr[i * b + j] - shift[j] - delta[j]) * slope[j] + offset[j] + 0.0f;
+        }
+}
+
 static void map_channels(const gf_bn_shape *s, int layout, const float *x, const float *dy, const channel_affine *f,
                          float *out)
 {
     if (layout == GF_LAYOUT_BLOCKED) {
-        int64_t b = gf_layout_block(), blocks = s->c / b;
+        int64_t blocks = s->c / gf_layout_block();
         #pragma omp parallel for schedule(static) if (s->n * s->c * s->inner > PARALLEL_MIN)
-        for (int64_t nb = 0; nb < s->n * blocks; nb++) {
-            int64_t c0 = nb % blocks * b;
-            float shift[16], delta[16], slope[16], offset[16], dy_slope[16];
-            for (int64_t j = 0; j < b; j++) {
-                shift[j] = f->shift[c0 + j];
-                delta[j] = f->delta[c0 + j];
-                slope[j] = f->slope[c0 + j];
-                offset[j] = f->offset[c0 + j];
-                dy_slope[j] = dy ? f->dy_slope[c0 + j] : 0.0f;
-            }
-            const float *xr = x + nb * s->inner * b, *dyr = dy ? dy + nb * s->inner * b : NULL;
-            float *o = out + nb * s->inner * b;
-            for (int64_t i = 0; i < s->inner; i++)
-                if (dyr)
-                    for (int64_t j = 0; j < b; j++)
-                        o[i * b + j] = (xr[i * b + j] - shift[j] - delta[j]) * slope[j] + offset[j] +
-                                       dyr[i * b + j] * dy_slope[j];
-                else
-                    for (int64_t j = 0; j < b; j++)
-                        o[i * b + j] = (xr[i * b + j] - shift[j] - delta[j]) * slope[j] + offset[j] + 0.0f;
-        }
+        for (int64_t nb = 0; nb < s->n * blocks; nb++) map_channel_block(s, x, dy, f, nb, out);
         return;
     }
     if (s->inner == 1) {

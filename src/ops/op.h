@@ -19,6 +19,12 @@
 
 #define GF_RANK_DYNAMIC (-2)
 
+/* A kernel loop compiled for x86-64-v4 (AVX-512) and v3 (AVX2, FMA) besides the
+ * baseline x86-64 (SSE2, no FMA: every fmaf a call into libm), the best the CPU runs
+ * picked when the library loads. ISO C contracts nothing and the clones vectorize
+ * without reordering sums, so every clone computes the same bits. */
+#define GF_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+
 typedef struct gf_op_ctx {
     const gf_node *node;
     int n_inputs;

@@ -210,12 +210,9 @@ static void pass_through(const gf_op_ctx *ctx, int o, int i)
 static float max_nan(float a, float b) { return isnan(a) || a > b ? a : b; }
 
 /* The element-wise updates run over one span of their tensors per thread, each span's
- * loop compiled for x86-64-v4 (AVX-512) and v3 (AVX2, FMA) too and picked when the
- * library loads: the baseline x86-64 has no FMA instruction, so there every fmaf is a
- * call into libm and the loop stays scalar (ResNet18's SGD step took 12.8 ms a batch).
- * fmaf, sqrtf and division round the same in every clone and ISO C contracts nothing,
- * so all of them compute the same bits. */
-#define UPDATE_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+ * loop in GF_SIMD_CLONES (op.h): on the baseline x86-64 every fmaf is a call into libm
+ * and the loop stays scalar (ResNet18's SGD step took 12.8 ms a batch, 4.9 so). fmaf,
+ * sqrtf and division round the same in every clone. */
 
 typedef void (*update_span)(const void *args, int64_t lo, int64_t hi);
 
@@ -258,7 +255,7 @@ typedef struct sgd_args {
     int momentum, nesterov, first;
 } sgd_args;
 
-UPDATE_CLONES static void sgd_span(const void *args, int64_t lo, int64_t hi)
+GF_SIMD_CLONES static void sgd_span(const void *args, int64_t lo, int64_t hi)
 {
     const sgd_args *a = args;
     const float *param = a->param, *grad = a->grad, *buf = a->buf;
@@ -328,7 +325,7 @@ static inline float adam_param(const adam_args *a, float p, float m, float v_max
     return p + a->neg_step_size * m / (sqrtf(v_max) / a->bc2_sqrt + a->eps);
 }
 
-UPDATE_CLONES static void adam_span(const void *args, int64_t lo, int64_t hi)
+GF_SIMD_CLONES static void adam_span(const void *args, int64_t lo, int64_t hi)
 {
     const adam_args *a = args;
     const float *param = a->param, *grad = a->grad, *avg = a->avg, *avg_sq = a->avg_sq, *max_sq = a->max_sq;
@@ -409,7 +406,7 @@ typedef struct rmsprop_args {
     int centered, use_momentum;
 } rmsprop_args;
 
-UPDATE_CLONES static void rmsprop_span(const void *args, int64_t lo, int64_t hi)
+GF_SIMD_CLONES static void rmsprop_span(const void *args, int64_t lo, int64_t hi)
 {
     const rmsprop_args *r = args;
     const float *param = r->param, *grad = r->grad, *square_avg = r->square_avg, *buf = r->buf;
@@ -467,7 +464,7 @@ typedef struct asgd_args {
     float mu, wd, decay, neg_eta;
 } asgd_args;
 
-UPDATE_CLONES static void asgd_span(const void *args, int64_t lo, int64_t hi)
+GF_SIMD_CLONES static void asgd_span(const void *args, int64_t lo, int64_t hi)
 {
     const asgd_args *a = args;
     const float *param = a->param, *grad = a->grad, *ax = a->ax;
