@@ -443,9 +443,9 @@ gf_status gf_dnnl_plan_set_constant(gf_dnnl_plan *plan, int i, const void *data)
         st = run_reorder(a, stream);
         if (!st && dnnl_stream_wait(stream) != dnnl_success) st = gf_fail(GF_ERR_RUNTIME, "oneDNN stream failed");
         if (!st) a->ready = data;
-        /* The reorder primitive keeps a scratchpad of its own, as large as the reordered
-         * weights for Winograd's transform: 480 MB of YOLOv3's 1.3 GB at batch 1. A
-         * constant needs it again only if its pointer changes. */
+        /* The reorder primitive keeps memory of its own once it has run, about as much
+         * again as the weights it wrote for Winograd's transform: ~480 MB of YOLOv3's
+         * 1.3 GB at batch 1. A constant needs it again only if its pointer changes. */
         dnnl_primitive_destroy(a->reorder);
         a->reorder = NULL;
     }
