@@ -374,7 +374,7 @@ static gf_status prepare_fast(const gf_op_ctx *ctx, const gf_conv_shape *sh, con
     if (st) return st;
     const void *w = ctx->planning ? ctx->inputs[1]->data : NULL;
     st = gf_dnnl_plan_set_constant(plan, ARG_WEIGHTS, w);
-    gf_dnnl_plan_release(plan);
+    gf_dnnl_plan_hand_over(plan, ARG_WEIGHTS, st ? NULL : w, ctx->kept);
     return st;
 }
 

@@ -587,6 +587,19 @@ void gf_dnnl_plan_release(gf_dnnl_plan *plan)
     pthread_mutex_unlock(&cache_lock);
 }
 
+static void release_held(void *plan) { gf_dnnl_plan_release(plan); }
+
+void gf_dnnl_plan_hand_over(gf_dnnl_plan *plan, int i, const void *data, gf_kept *kept)
+{
+    pthread_mutex_lock(&plan->lock);
+    int holds = data && plan->args[i].ready == data;
+    pthread_mutex_unlock(&plan->lock);
+    if (holds && kept && !kept->data)
+        *kept = (gf_kept){data, plan, release_held};
+    else
+        gf_dnnl_plan_release(plan);
+}
+
 /* ---- layouts ---- */
 
 typedef struct convert_key {

@@ -144,6 +144,12 @@ gf_status gf_dnnl_plan_build_backward(gf_dnnl_plan *plan, const_dnnl_op_desc_t o
 gf_status gf_dnnl_plan_get(const void *key, size_t key_len, gf_dnnl_build_fn build, const void *arg,
                            gf_dnnl_plan **out);
 void gf_dnnl_plan_release(gf_dnnl_plan *plan);
+/* Ends the caller's hold on a plan after gf_dnnl_plan_set_constant(plan, i, data): when
+ * the plan now holds that constant reordered into its own buffer and `kept` (a
+ * session's, see gf_op_ctx) is free, the hold passes to the session, so that the plan
+ * and its copy outlive any eviction from the cache and the constant is not read again;
+ * else the plan is released. */
+void gf_dnnl_plan_hand_over(gf_dnnl_plan *plan, int i, const void *data, gf_kept *kept);
 
 /* Reorders a constant input (argument index i of the plan) now; later runs given the
  * same pointer skip its reorder. Passing NULL forgets any constant. */

@@ -37,7 +37,18 @@ typedef struct gf_op_ctx {
     /* Memory layouts (GF_LAYOUT_*) of the inputs and outputs, one byte each; NULL: all plain.
      * A session's layout pass sets them for kernels whose op has a `layouts` hook. */
     unsigned char *in_layout, *out_layout;
+    /* Set while a session prepares its steps (else NULL): a kernel that has copied a
+     * constant input into storage of its own (a convolution's reordered weights) and
+     * will not read the input again says so here, handing over a reference that keeps
+     * that storage alive until the session's plan ends. */
+    struct gf_kept *kept;
 } gf_op_ctx;
+
+typedef struct gf_kept {
+    const void *data;               /* the input's data pointer; NULL: nothing kept */
+    void *holder;                   /* what holds the copy */
+    void (*release)(void *holder);  /* called once, when the session no longer needs it */
+} gf_kept;
 
 /* Layouts of float activations passed between fast-path kernels. A blocked tensor keeps
  * its logical dims (N x C x spatial) in gf_tensor; its data is oneDNN's channel-blocked

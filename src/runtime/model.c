@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+gf_status gf_model_keep_weights(const gf_model *m)
+{
+    /* restoring the pages changes nothing a caller can see; the model itself is not const */
+    return gf_external_restore((gf_external *)&m->external, 1);
+}
+
 int gf_model_num_inputs(const gf_model *m) { return m->graph->n_inputs; }
 int gf_model_num_outputs(const gf_model *m) { return m->graph->n_outputs; }
 

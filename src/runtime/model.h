@@ -17,6 +17,11 @@ struct gf_model {
     int summary_n_types;
 };
 
+/* Brings back the weight copies a session evicted (proto_tensor.h) and keeps them
+ * resident from now on: for whatever reads or writes the model's weights outside a
+ * session (saving, surgery, training). The model's contents do not change, hence const. */
+gf_status gf_model_keep_weights(const gf_model *m);
+
 /* Builds the IR from a parsed ModelProto; initializer data is taken over. */
 gf_status gf_graph_from_proto(Onnx__ModelProto *mp, const gf_raw_span *spans, int n_spans, gf_external *ext,
                               gf_graph **out);

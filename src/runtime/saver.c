@@ -503,7 +503,8 @@ static gf_status save(const gf_model *m, const char *path, const extras *x)
     if (!m || !m->graph || !path || !*path) return gf_fail(GF_ERR_INVALID, "gf_model_save: no model or no path");
     saver s = {NULL, m->graph};
     Onnx__ModelProto mp = ONNX__MODEL_PROTO__INIT;
-    gf_status st = check_extras(m->graph, x);
+    gf_status st = gf_model_keep_weights(m);
+    if (!st) st = check_extras(m->graph, x);
     if (!st) st = model_proto(&s, m->graph, x, &mp);
     if (st) {
         st = gf_fail_context(st, "cannot save '%s'", path);

@@ -32,8 +32,10 @@ const char *gf_backends(void) { return "cpu"; }
 gf_status gf_session_new(gf_model *m, const gf_session_options *opt, gf_session **out)
 {
     gf_status st = gf_session_new_graph(m->graph, m->path, opt, out);
-    if (!st) (*out)->file_maps = &m->external;
-    return st;
+    if (st) return st;
+    (*out)->file_maps = &m->external;
+    gf_external_sessions(&m->external, 1);
+    return GF_OK;
 }
 
 /* GRAFT_NO_FUSION=1 turns the rewrites off for every session (read once). */
@@ -176,7 +178,10 @@ static void release_plan(gf_session *s)
         gf_tensor_free(s->folded[v]);
         s->folded[v] = NULL;
     }
-    for (int i = 0; i < s->n_run; i++) free(s->run[i].layout);
+    for (int i = 0; i < s->n_run; i++) {
+        free(s->run[i].layout);
+        if (s->run[i].kept.release) s->run[i].kept.release(s->run[i].kept.holder);
+    }
     s->n_run = 0;
     for (int i = 0; i < s->n_synth; i++) free_synth(s->synth[i]);
     s->n_synth = 0;
@@ -192,6 +197,7 @@ void gf_session_free(gf_session *s)
     if (!s) return;
     if (s->folded && s->run) release_plan(s);
     if (s->cuda) gf_session_cuda_free(s);
+    if (s->file_maps) gf_external_sessions(s->file_maps, -1);
     free(s->vals);
     free(s->kind);
     free(s->in_place_of);
@@ -403,7 +409,7 @@ out:
 /* The second pass over the steps left after the rewrites: infer again, now with the
  * steps' layouts, so that kernels build their fast-path plans and reorder constant
  * weights once. */
-static gf_status prepare_step(gf_session *s, const exec_node *e)
+static gf_status prepare_step(gf_session *s, exec_node *e)
 {
     const gf_node *n = e->node;
     if (e->dynamic) return GF_OK;
@@ -415,6 +421,7 @@ static gf_status prepare_step(gf_session *s, const exec_node *e)
     for (int k = 0; k < n_saved; k++)
         if (io.outputs[k]) saved[k] = *io.outputs[k];
     gf_op_ctx ctx = make_ctx(n, &io, 1, e->layout);
+    ctx.kept = &e->kept;
     st = n->op->infer(&ctx);
     /* The shapes cannot have changed; the first pass's stand (data pointers included). */
     for (int k = 0; k < n_saved; k++)
@@ -432,6 +439,47 @@ static gf_status prepare_step(gf_session *s, const exec_node *e)
             gf_external_release_pages(s->file_maps, s->vals[v].data, gf_tensor_nbytes(&s->vals[v]));
     }
     return GF_OK;
+}
+
+/* The second pass over every step, and the weight copies it frees: a copy the loader made
+ * of weights the file stores unaligned (proto_tensor.h) is evicted as soon as every step
+ * that reads it has been prepared and holds a copy of its own, so that the peak holds
+ * one of the two, not both (FCN8s: 527 of its 538 MB of weights lie unaligned in
+ * PyTorch's export). Not on a GPU, whose steps read their constants when they upload. */
+static gf_status prepare_steps(gf_session *s)
+{
+    int *readers = calloc((size_t)s->n_vals, sizeof *readers);     /* steps still to prepare */
+    unsigned char *read_running = calloc((size_t)s->n_vals, 1);    /* some step reads it while running */
+    gf_status st = readers && read_running ? GF_OK : gf_fail(GF_ERR_NOMEM, "out of memory");
+    int evict = s->file_maps && !s->cuda;
+    for (int step = 0; step < s->n_run && !st; step++) {
+        const exec_node *e = &s->run[step];
+        for (int i = 0; i < e->node->n_inputs; i++) {
+            int v = e->node->inputs[i];
+            if (v < 0 || s->kind[v] != VALUE_CONST) continue;
+            readers[v]++;
+            if (e->dynamic) read_running[v] = 1;
+        }
+    }
+    for (int i = 0; i < s->g->n_outputs && !st; i++) read_running[s->g->outputs[i]] = 1;
+    /* weights no step reads any more (a convolution's, folded with its BatchNormalization) */
+    for (int v = 0; v < s->g->n_values && !st && evict; v++)
+        if (s->kind[v] == VALUE_CONST && !readers[v] && !read_running[v]) gf_external_evict(s->file_maps, s->vals[v].data);
+    for (int step = 0; step < s->n_run && !st; step++) {
+        exec_node *e = &s->run[step];
+        if (e->cuda) continue;
+        if ((st = prepare_step(s, e))) break;
+        for (int i = 0; i < e->node->n_inputs; i++) {
+            int v = e->node->inputs[i];
+            if (v < 0 || s->kind[v] != VALUE_CONST) continue;
+            if (!e->kept.data || e->kept.data != s->vals[v].data) read_running[v] = 1;
+            if (!--readers[v] && !read_running[v] && evict && v < s->g->n_values)
+                gf_external_evict(s->file_maps, s->vals[v].data);
+        }
+    }
+    free(readers);
+    free(read_running);
+    return st;
 }
 
 /* A CUDA session's placement: each step that is not data-dependent runs on the GPU
@@ -569,6 +617,11 @@ static gf_status plan(gf_session *s, const gf_tensor *const *inputs, int prepare
 {
     const gf_graph *g = s->g;
     release_plan(s);
+    /* what an earlier plan evicted, the kernels read again now */
+    if (s->file_maps) {
+        gf_status st = gf_external_restore(s->file_maps, 0);
+        if (st) return st;
+    }
     s->flops = 0;
     memset(s->kind, 0, (size_t)g->n_values * sizeof *s->kind);
     memset(s->layout, 0, (size_t)g->n_values);
@@ -599,8 +652,7 @@ static gf_status plan(gf_session *s, const gf_tensor *const *inputs, int prepare
     for (int ni = 0; ni < g->n_nodes && !st; ni++) st = plan_node(s, &g->nodes[ni]);
     if (!st && s->rewrites) st = gf_session_rewrite(s);
     if (!st && on_device) st = place_steps(s);
-    for (int step = 0; step < s->n_run && !st && prepare; step++)
-        if (!s->run[step].cuda) st = prepare_step(s, &s->run[step]);
+    if (!st && prepare) st = prepare_steps(s);
     if (!st) st = check_updates(s);
     if (!st) st = plan_memory(s, on_device);
     if (st) {

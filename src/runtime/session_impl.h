@@ -29,12 +29,13 @@ typedef struct exec_node {
     int in_place;             /* output 0 takes the storage of this input (-1: its own) */
     unsigned char *layout;    /* n_inputs then n_outputs GF_LAYOUT_* bytes; NULL: all plain */
     const struct gf_cuda_op *cuda; /* a CUDA session's kernel for the step; NULL: it runs on the CPU */
+    gf_kept kept;             /* a constant input the kernel holds a copy of (gf_op_ctx) */
 } exec_node;
 
 struct gf_session {
     const char *path;       /* the model's file, for messages */
     const gf_graph *g;
-    const struct gf_external *file_maps; /* the model's mappings, where its weights may lie; NULL: none */
+    struct gf_external *file_maps; /* the model's mappings and weight copies; NULL: a graph of no model */
     gf_session_options opt;
     int check_finite;
     int rewrites;           /* fusions, layouts and in-place outputs (gf_session_set_rewrites) */

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,52 @@ static const char *external_entry(const Onnx__TensorProto *p, const char *key)
         if (p->external_data[i]->key && !strcmp(p->external_data[i]->key, key))
             return p->external_data[i]->value;
     return NULL;
+}
+
+/* Gives back the whole pages of a read-only file mapping that [data, data + nbytes)
+ * covers: they leave the resident set and are read from the file again if touched. */
+static void drop_pages(const void *data, size_t nbytes)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)data + page - 1) / page * page;
+    uintptr_t hi = ((uintptr_t)data + nbytes) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
+/* Copies smaller than this are heap memory and stay: evicting works in whole pages. */
+#define EVICTABLE_MIN (64 * 1024)
+
+/* Guards every model's copies and session counts: evicting and restoring are rare. */
+static pthread_mutex_t copies_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Copies data a file holds at an offset its element type cannot be read at, aligned; a
+ * large one into a mapping of its own that can be evicted (see gf_external). */
+static gf_status aligned_copy(gf_external *ext, const void *src, size_t nbytes, const char *what, gf_tensor *t)
+{
+    if (!ext || nbytes < EVICTABLE_MIN) {
+        if (!(t->data = aligned_alloc(64, (nbytes + 63) / 64 * 64)))
+            return gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
+        t->owns_data = 1;
+        memcpy(t->data, src, nbytes);
+        drop_pages(src, nbytes);
+        return GF_OK;
+    }
+    if (ext->n_copies == ext->cap_copies) {
+        int cap = ext->cap_copies ? 2 * ext->cap_copies : 16;
+        void *grown = realloc(ext->copies, (size_t)cap * sizeof *ext->copies);
+        if (!grown) return gf_fail(GF_ERR_NOMEM, "out of memory copying tensor '%s'", what);
+        ext->copies = grown;
+        ext->cap_copies = cap;
+    }
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), len = (nbytes + page - 1) / page * page;
+    void *addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (addr == MAP_FAILED)
+        return gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
+    memcpy(addr, src, nbytes);
+    drop_pages(src, nbytes);
+    ext->copies[ext->n_copies++] = (struct gf_copy){addr, len, src, nbytes, 0};
+    t->data = addr; /* the model's mappings own it */
+    return GF_OK;
 }
 
 static gf_status map_external(const Onnx__TensorProto *p, gf_external *ext, const char *what,
@@ -82,19 +129,11 @@ static gf_status map_external(const Onnx__TensorProto *p, gf_external *ext, cons
     if (addr == MAP_FAILED)
         return gf_fail(GF_ERR_IO, "tensor '%s': cannot map '%s': %s", what, path, strerror(errno));
     char *data = (char *)addr + (offset - start);
-    if ((uintptr_t)data % gf_dtype_size(t->dtype)) {
-        /* an offset the element type cannot be read at in place: copied once, aligned */
-        t->data = aligned_alloc(64, (nbytes + 63) / 64 * 64);
-        if (t->data) memcpy(t->data, data, nbytes);
-        munmap(addr, len);
-        if (!t->data) return gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
-        t->owns_data = 1;
-        return GF_OK;
-    }
     if (gf_external_keep(ext, addr, len)) {
         munmap(addr, len);
         return GF_ERR_NOMEM;
     }
+    if ((uintptr_t)data % gf_dtype_size(t->dtype)) return aligned_copy(ext, data, nbytes, what, t);
     t->data = data;
     return GF_OK;
 }
@@ -120,6 +159,71 @@ void gf_external_release(gf_external *ext)
     free(ext->maps);
     ext->maps = NULL;
     ext->n_maps = ext->cap_maps = 0;
+    for (int i = 0; i < ext->n_copies; i++) munmap(ext->copies[i].addr, ext->copies[i].len);
+    free(ext->copies);
+    ext->copies = NULL;
+    ext->n_copies = ext->cap_copies = 0;
+}
+
+void gf_external_sessions(gf_external *ext, int delta)
+{
+    pthread_mutex_lock(&copies_lock);
+    ext->n_sessions += delta;
+    pthread_mutex_unlock(&copies_lock);
+}
+
+void gf_external_evict(gf_external *ext, const void *data)
+{
+    pthread_mutex_lock(&copies_lock);
+    for (int i = 0; ext->n_sessions == 1 && !ext->resident && i < ext->n_copies; i++) {
+        struct gf_copy *c = &ext->copies[i];
+        if (c->addr != data) continue;
+        /* no access first: should giving the pages back fail, the data is still there */
+        if (!c->evicted && !mprotect(c->addr, c->len, PROT_NONE)) {
+            madvise(c->addr, c->len, MADV_DONTNEED);
+            c->evicted = 1;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&copies_lock);
+}
+
+gf_status gf_external_restore(gf_external *ext, int keep)
+{
+    gf_status st = GF_OK;
+    pthread_mutex_lock(&copies_lock);
+    for (int i = 0; i < ext->n_copies && !st; i++) {
+        struct gf_copy *c = &ext->copies[i];
+        if (!c->evicted) continue;
+        if (mprotect(c->addr, c->len, PROT_READ | PROT_WRITE)) {
+            st = gf_fail(GF_ERR_NOMEM, "cannot bring back a copy of %zu bytes of weights: %s", c->nbytes,
+                         strerror(errno));
+            break;
+        }
+        memcpy(c->addr, c->src, c->nbytes);
+        drop_pages(c->src, c->nbytes);
+        c->evicted = 0;
+    }
+    if (!st && keep) ext->resident = 1;
+    pthread_mutex_unlock(&copies_lock);
+    return st;
+}
+
+int gf_external_is_copy(const gf_external *ext, const void *data)
+{
+    for (int i = 0; i < ext->n_copies; i++)
+        if (ext->copies[i].addr == data) return 1;
+    return 0;
+}
+
+size_t gf_external_evicted_bytes(gf_external *ext)
+{
+    size_t bytes = 0;
+    pthread_mutex_lock(&copies_lock);
+    for (int i = 0; i < ext->n_copies; i++)
+        if (ext->copies[i].evicted) bytes += ext->copies[i].nbytes;
+    pthread_mutex_unlock(&copies_lock);
+    return bytes;
 }
 
 /* How many values a tensor holds in the typed field its dtype uses. */
@@ -157,16 +261,6 @@ static void copy_typed(const Onnx__TensorProto *p, gf_tensor *t, int64_t numel)
     }
 }
 
-/* Gives back the whole pages of a read-only file mapping that [data, data + nbytes)
- * covers: they leave the resident set and are read from the file again if touched. */
-static void drop_pages(const void *data, size_t nbytes)
-{
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-    uintptr_t lo = ((uintptr_t)data + page - 1) / page * page;
-    uintptr_t hi = ((uintptr_t)data + nbytes) / page * page;
-    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
-}
-
 void gf_external_release_pages(const gf_external *ext, const void *data, size_t nbytes)
 {
     const char *p = data;
@@ -181,7 +275,7 @@ void gf_external_release_pages(const gf_external *ext, const void *data, size_t 
 
 /* Raw data still in the mapped file: used in place when aligned for its type,
  * else copied once, and the file's pages given back. */
-static gf_status use_mapped(const gf_raw_span *span, gf_tensor *t, size_t nbytes, const char *what)
+static gf_status use_mapped(const gf_raw_span *span, gf_external *ext, gf_tensor *t, size_t nbytes, const char *what)
 {
     char shape[96];
     if (span->len != nbytes)
@@ -191,12 +285,7 @@ static gf_status use_mapped(const gf_raw_span *span, gf_tensor *t, size_t nbytes
         t->data = (void *)span->data;
         return GF_OK;
     }
-    if (!(t->data = aligned_alloc(64, (nbytes + 63) / 64 * 64)))
-        return gf_fail(GF_ERR_NOMEM, "out of memory: tensor '%s' needs %zu bytes", what, nbytes);
-    t->owns_data = 1;
-    memcpy(t->data, span->data, nbytes);
-    drop_pages(span->data, nbytes);
-    return GF_OK;
+    return aligned_copy(ext, span->data, nbytes, what, t);
 }
 
 gf_status gf_tensor_from_proto(Onnx__TensorProto *p, const gf_raw_span *mapped, gf_external *ext, const char *what,
@@ -226,7 +315,7 @@ gf_status gf_tensor_from_proto(Onnx__TensorProto *p, const gf_raw_span *mapped, 
     if (p->has_data_location && p->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
         st = map_external(p, ext, what, nbytes, t);
     } else if (mapped && mapped->data) {
-        st = use_mapped(mapped, t, nbytes, what);
+        st = use_mapped(mapped, ext, t, nbytes, what);
     } else if (p->has_raw_data) {
         if (p->raw_data.len != nbytes) {
             st = gf_fail(GF_ERR_PARSE, "tensor '%s': raw data has %zu bytes, its dims %s need %zu",

@@ -2,6 +2,7 @@
 #include "train_graph.h"
 
 #include "../ops/op.h"
+#include "../runtime/model.h"
 #include "../runtime/session.h"
 
 #include <stdio.h>
@@ -215,9 +216,9 @@ int gb_graft1(gf_builder *b, const char *op_type, const char *hint, int n_in, co
 
 /* Parameters and running statistics get storage of their own (not the mapped file)
  * before the training graph shares it. */
-gf_status gf_own_storage(gf_tensor *init, const char *name)
+gf_status gf_own_storage(const gf_model *m, gf_tensor *init, const char *name)
 {
-    if (init->owns_data) return GF_OK;
+    if (init->owns_data || gf_external_is_copy(&m->external, init->data)) return GF_OK;
     size_t n = gf_tensor_nbytes(init);
     void *copy = malloc(n ? n : 1);
     if (!copy) return gf_fail(GF_ERR_NOMEM, "out of memory copying '%s'", name);

@@ -166,7 +166,7 @@ gf_status gf_trainer_load_checkpoint(gf_trainer *t, const char *path)
         gf_tensor *mine = mg->values[v].init;
         if (!mine || mine->dtype != GF_FLOAT) continue;
         const gf_tensor *theirs = cg->values[gf_graph_find_value(cg, mg->values[v].name)].init;
-        if (!(st = gf_own_storage(mine, mg->values[v].name))) memcpy(mine->data, theirs->data, gf_tensor_nbytes(mine));
+        if (!(st = gf_own_storage(t->model, mine, mg->values[v].name))) memcpy(mine->data, theirs->data, gf_tensor_nbytes(mine));
     }
     if (st) {
         gf_model_free(ck);

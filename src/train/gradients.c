@@ -46,7 +46,7 @@ static gf_status build(gf_gradients *gr, gf_model *m, const gf_session *shapes)
         const gf_tensor *init = model->values[v].init;
         if (init && init->dtype == GF_FLOAT && gf_tensor_numel(init) > 0) params[n_params++] = v;
     }
-    for (int i = 0; i < n_params && !st; i++) st = gf_own_storage(model->values[params[i]].init, model->values[params[i]].name);
+    for (int i = 0; i < n_params && !st; i++) st = gf_own_storage(m, model->values[params[i]].init, model->values[params[i]].name);
     if (st) goto out;
     if ((st = gf_autodiff_forward(&b, model, 0, 0, &step))) goto out;
     for (int i = 0; i < n_params; i++) b.g->values[params[i]].is_state = 1;
@@ -85,7 +85,8 @@ gf_status gf_gradients_new(gf_model *m, const gf_tensor *const *inputs, gf_gradi
     gf_gradients *gr = calloc(1, sizeof *gr);
     if (!gr) return gf_fail(GF_ERR_NOMEM, "out of memory");
     gf_session *shapes = NULL;
-    gf_status st = gf_session_new(m, NULL, &shapes);
+    gf_status st = gf_model_keep_weights(m);
+    if (!st) st = gf_session_new(m, NULL, &shapes);
     if (!st) st = gf_session_plan(shapes, inputs);
     if (!st) st = build(gr, m, shapes);
     gf_session_free(shapes);

@@ -237,6 +237,8 @@ gf_status gf_model_replace_head(gf_model *m, int n_classes, uint64_t seed)
 {
     gf_graph *g = m->graph;
     if (n_classes < 1) return gf_fail(GF_ERR_INVALID, "a head needs at least one class, not %d", n_classes);
+    gf_status kept = gf_model_keep_weights(m);
+    if (kept) return kept;
     if (!g->n_outputs) return gf_fail(GF_ERR_INVALID, "%s: the model has no output", m->path);
     surgery s = {.g = g, .n = n_classes, .rng = seed ^ 0x6A09E667F3BCC909ull};
     s.old_classes = classes_of(g, g->outputs[0]);

@@ -58,9 +58,10 @@ int gb_op2(gf_builder *b, const char *op_type, const char *hint, int a, int c);
 /* An ai.graft op with inputs in[] and one output. */
 int gb_graft1(gf_builder *b, const char *op_type, const char *hint, int n_in, const int *in);
 
-/* Gives an initializer storage of its own (a copy of the mapped file's bytes) so
- * that training can write it. */
-gf_status gf_own_storage(gf_tensor *init, const char *name);
+/* Gives an initializer of model m storage of its own (a copy of the mapped file's
+ * bytes) so that training can write it; the model's aligned copies already are
+ * (gf_model_keep_weights has made them stay). */
+gf_status gf_own_storage(const gf_model *m, gf_tensor *init, const char *name);
 
 /* ---- gradient rules ---- */
 

@@ -45,7 +45,8 @@ gf_status gf_trainer_new(gf_model *m, const gf_train_options *opt, gf_trainer **
                                            "CUDA devices: this trainer's session is on the CPU", dp->world_size);
     if (dp->world_size > 1 && (dp->rank < 0 || dp->rank >= dp->world_size))
         return gf_fail(GF_ERR_INVALID, "data parallel rank %d is not one of 0 .. %d", dp->rank, dp->world_size - 1);
-    gf_status st = gf_untie_initializers(m->graph);
+    gf_status st = gf_model_keep_weights(m);
+    if (!st) st = gf_untie_initializers(m->graph);
     if (st) return gf_fail_context(st, "%s", m->path);
     gf_trainer *t = calloc(1, sizeof *t);
     if (!t) return gf_fail(GF_ERR_NOMEM, "out of memory");
@@ -168,14 +169,14 @@ static gf_status build(gf_trainer *t, const gf_tensor *const *inputs, const gf_t
     }
     for (int i = 0; i < t->params.n && !st; i++) {
         int v = t->params.values[i];
-        st = gf_own_storage(model->values[v].init, model->values[v].name);
+        st = gf_own_storage(t->model, model->values[v].init, model->values[v].name);
     }
     for (int i = 0; i < model->n_nodes && !st; i++) {
         const gf_node *n = &model->nodes[i];
         if (strcmp(n->op_type, "BatchNormalization") || *n->domain) continue;
         for (int k = 3; k < 5 && k < n->n_inputs && !st; k++)
             if (n->inputs[k] >= 0 && model->values[n->inputs[k]].init)
-                st = gf_own_storage(model->values[n->inputs[k]].init, model->values[n->inputs[k]].name);
+                st = gf_own_storage(t->model, model->values[n->inputs[k]].init, model->values[n->inputs[k]].name);
     }
     if (st) goto out;
 
