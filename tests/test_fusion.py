@@ -19,7 +19,8 @@ Both are checked against onnxruntime to 1e-4. The graphs cover each pattern and 
 cases where it must not apply: a fused-away value read elsewhere or a graph output,
 channel counts that do not fill the blocks, a blocked value read by a kernel that takes
 plain tensors (a Reorder), a broadcasting Add, a BatchNormalization with statistics
-that are not constants. Then the exported models,
+that are not constants, a Winograd convolution whose scratch memory lies in the arena
+between live activations. Then the exported models,
 and training steps (`graft train`), whose losses must agree bit for bit: training
 graphs are rewritten to blocked layouts only, by kernels that keep the plain ones'
 arithmetic.
@@ -184,6 +185,16 @@ def small_graphs(tmp):
              helper.make_node("Add", ["b", "x"], ["s"]), helper.make_node("LeakyRelu", ["s"], ["out"], alpha=0.1)]
     compare("leaky relu after Winograd convolutions", save(tmp, "leaky_wino", nodes, inits, [("x", x.shape)], ["out"]),
             [("x", x)], tmp, exact=True)
+
+    # 256 channels on 24x24 maps: Winograd's scratch memory (18 MB) is large enough to be
+    # placed in the session's arena beside the activations live at its step (the input
+    # x, read again by the Add), not in oneDNN's own buffer.
+    x256 = rng.standard_normal((1, 256, 24, 24)).astype(np.float32)
+    inits = conv_init("c1", 256, 256, 3) + conv_init("c2", 256, 256, 3)
+    nodes = [conv("c1", "x", "a"), helper.make_node("Relu", ["a"], ["ra"]), conv("c2", "ra", "b"),
+             helper.make_node("Add", ["b", "x"], ["out"])]
+    compare("Winograd with its scratch in the arena", save(tmp, "scratch", nodes, inits, [("x", x256.shape)], ["out"]),
+            [("x", x256)], tmp, exact=True)
 
     # A conv output with two readers (no fusion), a broadcasting Add (plain), and a
     # BatchNormalization whose statistics are graph inputs (no folding).

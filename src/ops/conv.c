@@ -258,13 +258,21 @@ static int weight_dims(const conv_key *k, int64_t *dims, int64_t *strides)
     return r + nsp;
 }
 
-/* The post-ops of a FusedConv: S added (binary, S in Y's blocked layout), then the activation. */
+/* The primitive's attributes: its scratch memory is the caller's (a session's arena,
+ * see gf_dnnl_plan_run_scratch), and a FusedConv's post-ops: S added (binary, S in Y's
+ * blocked layout), then the activation. */
 static gf_status make_attr(const conv_key *k, const dnnl_memory_desc_t *dst, dnnl_primitive_attr_t *attr)
 {
-    *attr = NULL;
+    dnnl_status_t s = dnnl_primitive_attr_create(attr);
+    if (s == dnnl_success) s = dnnl_primitive_attr_set_scratchpad_mode(*attr, dnnl_scratchpad_mode_user);
+    if (s != dnnl_success) {
+        if (*attr) dnnl_primitive_attr_destroy(*attr);
+        *attr = NULL;
+        return gf_fail(GF_ERR_RUNTIME, "oneDNN failed setting up a primitive's attributes");
+    }
     if (!k->sum_post_op && k->act == GF_CONV_ACT_NONE) return GF_OK;
     dnnl_post_ops_t ops = NULL;
-    dnnl_status_t s = dnnl_post_ops_create(&ops);
+    s = dnnl_post_ops_create(&ops);
     if (s == dnnl_success && k->sum_post_op) s = dnnl_post_ops_append_binary(ops, dnnl_binary_add, dst);
     if (s == dnnl_success && k->act != GF_CONV_ACT_NONE) {
         float alpha = 0;
@@ -272,7 +280,6 @@ static gf_status make_attr(const conv_key *k, const dnnl_memory_desc_t *dst, dnn
         if (k->act == GF_CONV_ACT_LEAKY) memcpy(&alpha, &bits, sizeof alpha);
         s = dnnl_post_ops_append_eltwise(ops, 1.0f, dnnl_eltwise_relu, alpha, 0.0f);
     }
-    if (s == dnnl_success) s = dnnl_primitive_attr_create(attr);
     if (s == dnnl_success) s = dnnl_primitive_attr_set_post_ops(*attr, ops);
     if (ops) dnnl_post_ops_destroy(ops);
     if (s == dnnl_success) return GF_OK;
@@ -372,6 +379,7 @@ static gf_status prepare_fast(const gf_op_ctx *ctx, const gf_conv_shape *sh, con
         return GF_OK; /* the reference will run */
     }
     if (st) return st;
+    if (ctx->scratch_need) *ctx->scratch_need = plan->scratch_bytes;
     const void *w = ctx->planning ? ctx->inputs[1]->data : NULL;
     st = gf_dnnl_plan_set_constant(plan, ARG_WEIGHTS, w);
     gf_dnnl_plan_hand_over(plan, ARG_WEIGHTS, st ? NULL : w, ctx->kept);
@@ -420,7 +428,7 @@ static gf_status run_fast(gf_op_ctx *ctx, const gf_conv_shape *sh, const gf_conv
     if (padded) data[0] = padded;
     data[n++] = ctx->outputs[0]->data;
     if (sum_post_op(ctx, f)) data[n++] = ctx->inputs[3]->data;
-    st = gf_dnnl_plan_run(plan, data);
+    st = gf_dnnl_plan_run_scratch(plan, data, ctx->scratch);
     gf_dnnl_plan_release(plan);
     free(padded);
     if (!st && f->has_sum && !sum_post_op(ctx, f)) st = add_sum_after(ctx, f);

@@ -295,7 +295,10 @@ static void plan_destroy(gf_dnnl_plan *p)
         free(a->buf);
     }
     if (p->prim) dnnl_primitive_destroy(p->prim);
+    if (p->scratch) dnnl_memory_destroy(p->scratch);
     p->prim = NULL;
+    p->scratch = NULL;
+    p->scratch_bytes = 0;
     p->n_args = 0;
 }
 
@@ -361,6 +364,15 @@ static gf_status plan_build(gf_dnnl_plan *plan, const_dnnl_op_desc_t op_desc, co
         a->arg = args[i].arg;
         a->is_output = args[i].is_output;
         st = plan_arg(a, eng, &args[i].user, dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, a->arg));
+    }
+    /* Under scratchpad_mode_user the descriptor names the scratch memory a run must pass. */
+    const dnnl_memory_desc_t *scratch = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t scratch_bytes = scratch ? dnnl_memory_desc_get_size(scratch) : 0;
+    if (!st && scratch_bytes) {
+        if ((s = dnnl_memory_create(&plan->scratch, scratch, eng, DNNL_MEMORY_NONE)) == dnnl_success)
+            plan->scratch_bytes = scratch_bytes;
+        else
+            st = dnnl_fail(s, "creating a memory object");
     }
     if (!st && (s = dnnl_primitive_create(&plan->prim, pd)) != dnnl_success) {
         plan->prim = NULL;
@@ -453,13 +465,60 @@ gf_status gf_dnnl_plan_set_constant(gf_dnnl_plan *plan, int i, const void *data)
     return st;
 }
 
-gf_status gf_dnnl_plan_run(gf_dnnl_plan *plan, void *const *data)
+/* Scratch for runs given none (kernels run outside a session's steps): one buffer per
+ * calling thread, freed when the thread ends. */
+typedef struct thread_scratch {
+    void *data;
+    size_t bytes;
+} thread_scratch;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void free_thread_scratch(void *p)
+{
+    thread_scratch *t = p;
+    free(t->data);
+    free(t);
+}
+
+static void make_scratch_key(void) { pthread_key_create(&scratch_key, free_thread_scratch); }
+
+static void *thread_scratch_of(size_t bytes)
+{
+    pthread_once(&scratch_once, make_scratch_key);
+    thread_scratch *t = pthread_getspecific(scratch_key);
+    if (!t) {
+        if (!(t = calloc(1, sizeof *t))) return NULL;
+        if (pthread_setspecific(scratch_key, t)) {
+            free(t);
+            return NULL;
+        }
+    }
+    if (t->bytes < bytes) {
+        free(t->data);
+        t->data = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        t->bytes = t->data ? bytes : 0;
+    }
+    return t->data;
+}
+
+gf_status gf_dnnl_plan_run(gf_dnnl_plan *plan, void *const *data) { return gf_dnnl_plan_run_scratch(plan, data, NULL); }
+
+gf_status gf_dnnl_plan_run_scratch(gf_dnnl_plan *plan, void *const *data, void *scratch)
 {
     dnnl_stream_t stream = NULL;
     gf_status st = get_stream(&stream);
     if (st) return st;
-    dnnl_exec_arg_t args[GF_DNNL_MAX_ARGS];
+    if (plan->scratch && !scratch && !(scratch = thread_scratch_of(plan->scratch_bytes)))
+        return gf_fail(GF_ERR_NOMEM, "out of memory: %zu bytes of scratch for oneDNN", plan->scratch_bytes);
+    dnnl_exec_arg_t args[GF_DNNL_MAX_ARGS + 1];
+    int n_args = plan->n_args;
     pthread_mutex_lock(&plan->lock);
+    if (plan->scratch) {
+        dnnl_memory_set_data_handle(plan->scratch, scratch);
+        args[n_args++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, plan->scratch};
+    }
     for (int i = 0; i < plan->n_args && !st; i++) {
         gf_dnnl_arg *a = &plan->args[i];
         args[i] = (dnnl_exec_arg_t){a->arg, a->inner};
@@ -471,7 +530,7 @@ gf_status gf_dnnl_plan_run(gf_dnnl_plan *plan, void *const *data)
         }
     }
     dnnl_status_t s = dnnl_success;
-    if (!st) s = dnnl_primitive_execute(plan->prim, stream, plan->n_args, args);
+    if (!st) s = dnnl_primitive_execute(plan->prim, stream, n_args, args);
     if (s != dnnl_success) st = dnnl_fail(s, "running a primitive");
     for (int i = 0; i < plan->n_args && !st; i++)
         if (plan->args[i].reorder_pd && plan->args[i].is_output) st = run_reorder(&plan->args[i], stream);

@@ -93,6 +93,10 @@ typedef struct gf_dnnl_plan {
     dnnl_primitive_t prim;      /* NULL when oneDNN has no implementation: use the reference */
     int n_args;
     gf_dnnl_arg args[GF_DNNL_MAX_ARGS];
+    /* A primitive built with scratchpad_mode_user: the scratch memory each run is given
+     * (NULL, 0: the primitive has none, or keeps oneDNN's own) */
+    dnnl_memory_t scratch;
+    size_t scratch_bytes;
     pthread_mutex_t lock;       /* the buffers are the plan's: one run at a time */
 } gf_dnnl_plan;
 
@@ -156,6 +160,9 @@ void gf_dnnl_plan_hand_over(gf_dnnl_plan *plan, int i, const void *data, gf_kept
 gf_status gf_dnnl_plan_set_constant(gf_dnnl_plan *plan, int i, const void *data);
 /* Runs the plan on the caller's tensors, data[i] for args[i]. */
 gf_status gf_dnnl_plan_run(gf_dnnl_plan *plan, void *const *data);
+/* The same with plan->scratch_bytes of scratch memory at `scratch`; NULL: a buffer of the
+ * calling thread's, grown to the largest need (as oneDNN's own would be). */
+gf_status gf_dnnl_plan_run_scratch(gf_dnnl_plan *plan, void *const *data, void *scratch);
 
 /* ---- layouts ---- */
 

@@ -42,6 +42,11 @@ typedef struct gf_op_ctx {
      * will not read the input again says so here, handing over a reference that keeps
      * that storage alive until the session's plan ends. */
     struct gf_kept *kept;
+    /* Scratch memory: while a session prepares its steps a kernel may say here how many
+     * bytes it needs while running (scratch_need, else NULL); the session's runs then
+     * pass that much, 64-byte aligned, at `scratch` (NULL: the kernel finds its own). */
+    size_t *scratch_need;
+    void *scratch;
 } gf_op_ctx;
 
 typedef struct gf_kept {

@@ -30,6 +30,8 @@ typedef struct exec_node {
     unsigned char *layout;    /* n_inputs then n_outputs GF_LAYOUT_* bytes; NULL: all plain */
     const struct gf_cuda_op *cuda; /* a CUDA session's kernel for the step; NULL: it runs on the CPU */
     gf_kept kept;             /* a constant input the kernel holds a copy of (gf_op_ctx) */
+    size_t scratch_bytes;     /* the kernel's scratch memory while running (gf_op_ctx) */
+    void *scratch;            /* where it is, in the arena; NULL: the kernel finds its own */
 } exec_node;
 
 struct gf_session {
