@@ -3,11 +3,12 @@
  * reordered one, and brings it back whenever something needs it again (another plan,
  * another session, saving). Checked on a Conv + Add graph written with its weights
  * unaligned: outputs against a direct convolution computed here and against the same
- * model read from memory (where nothing is evicted), which copies are evicted when, and
- * that a flood of other plans in oneDNN's cache does not make the convolution read its
- * evicted weights again. */
+ * model read from memory (where nothing is evicted), which copies are evicted when, that
+ * a flood of other plans in oneDNN's cache does not make the convolution read its evicted
+ * weights again, and that a plan the session lets go leaves the cache. */
 #include "graft.h"
 #include "onnx.pb-c.h"
+#include "ops/dnnl_util.h"
 #include "runtime/graph.h"
 #include "runtime/model.h"
 #include "test_check.h"
@@ -314,6 +315,15 @@ int main(void)
     CHECK(evicted(m) == W_BYTES, "after the first plan, W's copy (%zu bytes) alone is evicted, not %zu (A is read "
           "by the Add on every run)", W_BYTES, evicted(m));
     gf_tensor_free(z);
+
+    /* a plan the session lets go (planning for another batch) leaves the cache, its
+     * reordered W with it; checked before the cache is full, when nothing else leaves */
+    int plans = gf_dnnl_plan_cache_count();
+    for (int n = 2; n >= 1; n--) {
+        gf_tensor_free(run(s, x, n));
+        CHECK(gf_dnnl_plan_cache_count() == plans, "planned for %d image(s): %d plans cached, %d before", n,
+              gf_dnnl_plan_cache_count(), plans);
+    }
 
     flood_plan_cache();
     z = run(s, x, 1);

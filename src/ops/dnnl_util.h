@@ -151,9 +151,12 @@ void gf_dnnl_plan_release(gf_dnnl_plan *plan);
 /* Ends the caller's hold on a plan after gf_dnnl_plan_set_constant(plan, i, data): when
  * the plan now holds that constant reordered into its own buffer and `kept` (a
  * session's, see gf_op_ctx) is free, the hold passes to the session, so that the plan
- * and its copy outlive any eviction from the cache and the constant is not read again;
+ * and its copy outlive any eviction from the cache and the constant is not read again
+ * (when the session lets it go, the plan leaves the cache unless someone else holds it);
  * else the plan is released. */
 void gf_dnnl_plan_hand_over(gf_dnnl_plan *plan, int i, const void *data, gf_kept *kept);
+/* How many plans the cache holds (for tests). */
+int gf_dnnl_plan_cache_count(void);
 
 /* Reorders a constant input (argument index i of the plan) now; later runs given the
  * same pointer skip its reorder. Passing NULL forgets any constant. */
