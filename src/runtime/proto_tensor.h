@@ -30,7 +30,8 @@ typedef struct gf_external {
 
 /* Converts a TensorProto. Embedded raw_data is taken over without a copy (the
  * proto's field is emptied). `mapped`, when not NULL, is the tensor's raw_data
- * in the mapped model file (see proto_scan.h): used in place where aligned.
+ * in the mapped model file (see proto_scan.h): used in place where aligned, else
+ * copied (a large copy can be evicted, see gf_external).
  * `what` names the tensor in error messages. */
 gf_status gf_tensor_from_proto(Onnx__TensorProto *p, const gf_raw_span *mapped, gf_external *ext, const char *what,
                                gf_tensor **out);

@@ -433,7 +433,7 @@ static gf_status prepare_step(gf_session *s, exec_node *e)
      * into its own reordered copy): their pages leave the resident set, and a kernel that
      * reads them while running brings back only those. YOLOv3 at batch 1 peaks at 724
      * MiB instead of 808. (Weights the file holds at offsets a float cannot be read at
-     * were copied when the model was loaded, and stay.) */
+     * were copied when the model was loaded: prepare_steps evicts those copies.) */
     for (int i = 0; i < n->n_inputs; i++) {
         int v = n->inputs[i];
         if (v >= 0 && s->kind[v] == VALUE_CONST)
