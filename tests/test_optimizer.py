@@ -293,22 +293,35 @@ CASES = [
 
 def check_omitted_outputs():
     """A step whose optional state outputs are omitted computes the same new parameter
-    (the kernels write omitted outputs to scratch): one step 3 from random state, on
-    38700 elements (threads), against the same node with every output."""
+    (the kernels write omitted outputs to scratch), and a finite one: one step 3 from
+    random state, on 38700 elements (threads), against the same node with every output."""
     shape = (300, 129)
-    cases = [("SGDStep", dict(momentum=0.9, nesterov=1, weight_decay=1e-4), ["momentum_buf"], [1]),
-             ("AdamStep", dict(weight_decay=0.01), ["exp_avg", "exp_avg_sq"], [1, 2]),
-             ("AdamStep", dict(amsgrad=1, decoupled=1, weight_decay=0.01), ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
-              [1, 3])]
-    for op, attrs, state, omitted in cases:
-        layout = ["param", "grad"] + state[:2] + ["lr", "step"] + state[2:] if op == "AdamStep" else \
-            ["param", "grad", state[0], "lr", "step"]
-        slots = [scalar_slot("lr") if n == "lr" else scalar_slot("step", I64) if n == "step" else tensor_slot(n, shape)
+    # op, attributes, inputs in order, state outputs after the parameter, which of the outputs are omitted
+    cases = [("SGDStep", dict(momentum=0.9, nesterov=1, weight_decay=1e-4), ["param", "grad", "momentum_buf", "lr", "step"],
+              ["momentum_buf"], [1]),
+             ("AdamStep", dict(weight_decay=0.01), ["param", "grad", "exp_avg", "exp_avg_sq", "lr", "step"],
+              ["exp_avg", "exp_avg_sq"], [1, 2]),
+             ("AdamStep", dict(amsgrad=1, decoupled=1, weight_decay=0.01),
+              ["param", "grad", "exp_avg", "exp_avg_sq", "lr", "step", "max_exp_avg_sq"],
+              ["exp_avg", "exp_avg_sq", "max_exp_avg_sq"], [1, 3]),
+             ("RMSpropStep", dict(centered=1, momentum=0.9, weight_decay=1e-3),
+              ["param", "grad", "square_avg", "lr", "momentum_buf", "grad_avg"],
+              ["square_avg", "momentum_buf", "grad_avg"], [1, 2, 3]),
+             ("ASGDStep", dict(t0=1), ["param", "grad", "ax", "eta", "mu", "lr", "step"], ["ax"], [1])]
+    scalars = {"lr": 0.01, "eta": 0.01, "mu": 0.5}
+    for op, attrs, layout, state, omitted in cases:
+        slots = [scalar_slot(n) if n in scalars else scalar_slot("step", I64) if n == "step" else tensor_slot(n, shape)
                  for n in layout]
         values = {n: RNG.standard_normal(shape).astype(np.float32) for n in ["param", "grad"] + state}
+        # second moments positive; RMSprop's above the square of its mean gradient (centered)
         for n in state:
-            values[n] = np.abs(values[n]) * 0.1 if "sq" in n else values[n]
-        values["lr"], values["step"] = np.asarray(f32(0.01), np.float32), np.asarray(3, np.int64)
+            if "sq" in n:
+                values[n] = np.abs(values[n]) * 0.1 + (n == "square_avg")
+        if "grad_avg" in values:
+            values["grad_avg"] *= 0.1
+        for n, v in scalars.items():
+            values[n] = np.asarray(f32(v), np.float32)
+        values["step"] = np.asarray(3, np.int64)
         full = OneNode(op, slots, ["param_new"] + [n + "_new" for n in state], attrs)
         part = OneNode(op, slots, ["param_new"] + [None if k + 1 in omitted else n + "_new" for k, n in enumerate(state)],
                        attrs)
@@ -318,7 +331,7 @@ def check_omitted_outputs():
         if want is None or got is None:
             report(title, False, err or err2)
             continue
-        report(title, np.array_equal(want[0], got[0]))
+        report(title, np.all(np.isfinite(want[0])) and np.array_equal(want[0], got[0]))
 
 
 # ---- clipping ----

@@ -411,16 +411,16 @@ GF_SIMD_CLONES static void rmsprop_span(const void *args, int64_t lo, int64_t hi
         float avg;
         if (r.centered) {
             float ga = fmaf(g, r.keep, r.grad_avg[i] * r.a);
-            if (r.grad_avg_out) r.grad_avg_out[i] = ga;
+            r.grad_avg_out[i] = ga;
             avg = sqrtf(fmaf(-ga, ga, sq));
         } else {
             avg = sqrtf(sq);
         }
         avg += r.eps;
-        if (r.square_avg_out) r.square_avg_out[i] = sq;
+        r.square_avg_out[i] = sq;
         if (r.use_momentum) {
             float b = r.buf[i] * r.m + g / avg;
-            if (r.buf_out) r.buf_out[i] = b;
+            r.buf_out[i] = b;
             r.param_out[i] = fmaf(b, r.neg_lr, p);
         } else {
             r.param_out[i] = p + r.neg_lr * g / avg;
@@ -433,15 +433,21 @@ static gf_status rmsprop_cpu(gf_op_ctx *ctx)
     const gf_node *node = ctx->node;
     double alpha = gf_attr_decimal(node, "alpha", 0.99), momentum = gf_attr_decimal(node, "momentum", 0);
     const int centered = gf_attr_int(node, "centered", 0) != 0, use_momentum = momentum > 0;
+    int64_t n = gf_tensor_numel(ctx->inputs[RMS_PARAM]);
     rmsprop_args r = {
         in_data(ctx, RMS_PARAM), in_data(ctx, RMS_GRAD), in_data(ctx, RMS_SQUARE_AVG), in_data(ctx, RMS_BUF),
-        in_data(ctx, RMS_GRAD_AVG), out_data(ctx, 0), out_data(ctx, 1), out_data(ctx, 2), out_data(ctx, 3),
+        in_data(ctx, RMS_GRAD_AVG), out_data(ctx, 0), NULL, NULL, NULL,
         (float)alpha, (float)(1 - alpha), (float)momentum, (float)gf_attr_decimal(node, "epsilon", 1e-8),
         (float)gf_attr_decimal(node, "weight_decay", 0), -scalar_in(ctx, RMS_LR), centered, use_momentum};
+    float *scratch = NULL;
+    gf_status st = output_or_scratch(ctx, 1, n, &r.square_avg_out, &scratch);
     if (!use_momentum) pass_through(ctx, 2, RMS_BUF);
+    else if (!st) st = output_or_scratch(ctx, 2, n, &r.buf_out, &scratch);
     if (!centered) pass_through(ctx, 3, RMS_GRAD_AVG);
-    update_spans(gf_tensor_numel(ctx->inputs[RMS_PARAM]), rmsprop_span, &r);
-    return GF_OK;
+    else if (!st) st = output_or_scratch(ctx, 3, n, &r.grad_avg_out, &scratch);
+    if (!st) update_spans(n, rmsprop_span, &r);
+    free(scratch);
+    return st;
 }
 
 /* ---- ASGD ---- */
@@ -462,7 +468,7 @@ GF_SIMD_CLONES static void asgd_span(const void *args, int64_t lo, int64_t hi)
         p = fmaf(g, a.neg_eta, p * a.decay);
         /* averaging starts once mu drops below 1 (past t0); until then ax follows param */
         float average = a.mu != 1 ? a.ax[i] + (p - a.ax[i]) * a.mu : p;
-        if (a.ax_out) a.ax_out[i] = average;
+        a.ax_out[i] = average;
         a.param_out[i] = p;
     }
 }
@@ -477,10 +483,14 @@ static gf_status asgd_cpu(gf_op_ctx *ctx)
     double t0 = gf_attr_decimal(node, "t0", 1e6), lr = scalar_in(ctx, ASGD_LR);
     double eta = scalar_in(ctx, ASGD_ETA);
     asgd_args a = {in_data(ctx, ASGD_PARAM), in_data(ctx, ASGD_GRAD), in_data(ctx, ASGD_AX), out_data(ctx, 0),
-                   out_data(ctx, 1), scalar_in(ctx, ASGD_MU), (float)gf_attr_decimal(node, "weight_decay", 0),
+                   NULL, scalar_in(ctx, ASGD_MU), (float)gf_attr_decimal(node, "weight_decay", 0),
                    (float)(1 - lambd * eta), (float)-eta};
-    float *eta_out = out_data(ctx, 2), *mu_out = out_data(ctx, 3);
-    update_spans(gf_tensor_numel(ctx->inputs[ASGD_PARAM]), asgd_span, &a);
+    int64_t n = gf_tensor_numel(ctx->inputs[ASGD_PARAM]);
+    float *scratch = NULL, *eta_out = out_data(ctx, 2), *mu_out = out_data(ctx, 3);
+    st = output_or_scratch(ctx, 1, n, &a.ax_out, &scratch);
+    if (!st) update_spans(n, asgd_span, &a);
+    free(scratch);
+    if (st) return st;
     if (eta_out) *eta_out = (float)(lr / pow(1 + lambd * lr * (double)step, alpha));
     if (mu_out) *mu_out = (float)(1 / fmax(1, (double)step - t0));
     return GF_OK;
