@@ -585,17 +585,22 @@ static void entry_free(cache_entry *e)
     free(e);
 }
 
+/* Under cache_lock: takes the entry *pe points at out of the list, and returns it. */
+static cache_entry *cache_unlink(cache_entry **pe)
+{
+    cache_entry *e = *pe;
+    *pe = e->next;
+    cache_count--;
+    return e;
+}
+
 /* Under cache_lock: drops the least recently used plan nobody holds. */
 static void cache_evict_one(void)
 {
     cache_entry **victim = NULL;
     for (cache_entry **pe = &cache_head; *pe; pe = &(*pe)->next)
         if (!(*pe)->refs && (!victim || (*pe)->last_use < (*victim)->last_use)) victim = pe;
-    if (!victim) return;
-    cache_entry *e = *victim;
-    *victim = e->next;
-    cache_count--;
-    entry_free(e);
+    if (victim) entry_free(cache_unlink(victim));
 }
 
 gf_status gf_dnnl_plan_get(const void *key, size_t key_len, gf_dnnl_build_fn build, const void *arg,
@@ -664,9 +669,7 @@ static void release_held(void *plan)
     if (--e->refs == 0)
         for (cache_entry **pe = &cache_head; *pe; pe = &(*pe)->next)
             if (*pe == e) {
-                *pe = e->next;
-                cache_count--;
-                gone = e;
+                gone = cache_unlink(pe);
                 break;
             }
     pthread_mutex_unlock(&cache_lock);
